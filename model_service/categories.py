@@ -1,0 +1,115 @@
+"""Sound categories users see, each mapped to AudioSet label names (never indexes)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A user-facing sound category and the AudioSet labels that stand for it."""
+
+    id: str
+    name: str
+    labels: tuple[str, ...]
+
+
+# AudioSet ontology display names. A model's labels are matched against these after
+# normalisation, so "Smoke detector, smoke alarm" and "smoke_detector_smoke_alarm" agree.
+# co_alarm has no AudioSet label: only the builtin tagger (temporal-four pattern) detects it.
+CATEGORIES: tuple[Category, ...] = (
+    Category("smoke_alarm", "Smoke alarm", ("Smoke detector, smoke alarm",)),
+    Category("co_alarm", "Carbon monoxide alarm", ()),
+    Category("fire_alarm", "Fire alarm", ("Fire alarm",)),
+    Category("glass_break", "Glass breaking", ("Shatter", "Breaking")),
+    Category("dog_bark", "Dog barking", ("Bark", "Dog", "Yip", "Bow-wow", "Growling")),
+    Category("cat", "Cat", ("Cat", "Meow", "Purr", "Hiss", "Caterwaul")),
+    Category("baby_cry", "Baby crying", ("Baby cry, infant cry",)),
+    Category("scream", "Screaming", ("Screaming", "Yell")),
+    Category(
+        "speech",
+        "Speech",
+        (
+            "Speech",
+            "Male speech, man speaking",
+            "Female speech, woman speaking",
+            "Child speech, kid speaking",
+            "Conversation",
+            "Narration, monologue",
+        ),
+    ),
+    Category("doorbell", "Doorbell", ("Doorbell", "Ding-dong")),
+    Category("knock", "Knock", ("Knock",)),
+    Category(
+        "water_running",
+        "Water running",
+        (
+            "Water tap, faucet",
+            "Sink (filling or washing)",
+            "Bathtub (filling or washing)",
+            "Toilet flush",
+        ),
+    ),
+    Category(
+        "siren",
+        "Siren",
+        (
+            "Siren",
+            "Civil defense siren",
+            "Police car (siren)",
+            "Ambulance (siren)",
+            "Fire engine, fire truck (siren)",
+            "Emergency vehicle",
+        ),
+    ),
+    Category("cough", "Cough", ("Cough",)),
+    Category("appliance_beep", "Appliance beep", ("Beep, bleep", "Buzzer", "Alarm clock")),
+    Category(
+        "loud_noise",
+        "Loud noise",
+        ("Bang", "Slam", "Smash, crash", "Boom", "Explosion", "Thump, thud", "Crack"),
+    ),
+)
+
+CATEGORY_IDS: tuple[str, ...] = tuple(c.id for c in CATEGORIES)
+BY_ID: Mapping[str, Category] = {c.id: c for c in CATEGORIES}
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalize_label(label: str) -> str:
+    """Normalise a label for matching: lower case, punctuation and underscores to spaces."""
+    return " ".join(_NON_ALNUM.sub(" ", label.lower()).split())
+
+
+_LABEL_TO_CATEGORY: Mapping[str, str] = {
+    normalize_label(label): c.id for c in CATEGORIES for label in c.labels
+}
+
+
+def category_for_label(label: str) -> str | None:
+    """Return the category id an AudioSet label belongs to, or None when it maps to none."""
+    return _LABEL_TO_CATEGORY.get(normalize_label(label))
+
+
+def map_labels(labels: Iterable[str]) -> dict[str, list[str]]:
+    """Group a model's labels by category id (labels that map to no category are dropped).
+
+    The result keeps category order and, within a category, the model's label order.
+    """
+    found: dict[str, list[str]] = {}
+    for label in labels:
+        cid = category_for_label(label)
+        if cid is not None:
+            found.setdefault(cid, []).append(label)
+    return {cid: found[cid] for cid in CATEGORY_IDS if cid in found}
+
+
+def describe(category_ids: Iterable[str]) -> list[dict[str, object]]:
+    """Wire form of categories for `/v1/info`, in the canonical order."""
+    wanted = set(category_ids)
+    return [
+        {"id": c.id, "name": c.name, "labels": list(c.labels)} for c in CATEGORIES if c.id in wanted
+    ]

@@ -1,0 +1,103 @@
+"""Tagger protocol and backend selection (continuous sound event detection)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One analysis window handed to a tagger.
+
+    `audio` is float32 mono at 16 kHz in [-1, 1] and ends at absolute sample index `end`
+    of the stream it was cut from. `stream` is a stable key for a continuous stream (a live
+    source, or one uploaded clip); taggers may use (stream, end) to reuse work between
+    overlapping windows. At the start of a stream a window may be shorter than the tagger's
+    `window_seconds`.
+    """
+
+    audio: np.ndarray
+    stream: str | None = None
+    end: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A tagger's score for one category in one window.
+
+    `score` (0..1) says how sure the tagger is that the category is sounding during the
+    last `hop_seconds` of the window. `label` is the most specific label behind the score.
+    `onset`, when the tagger knows it, is how many seconds before the window's end the
+    sound began (pattern detectors recognise an alarm only after a few pulses).
+    """
+
+    score: float
+    label: str
+    onset: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaggerInfo:
+    """What a loaded tagger is and what it can detect."""
+
+    name: str
+    backend: str
+    categories: tuple[str, ...]
+    window_seconds: float
+    hop_seconds: float
+    device: str = "cpu"
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Wire form for `/v1/info`."""
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "device": self.device,
+            "window_seconds": self.window_seconds,
+            "hop_seconds": self.hop_seconds,
+            "categories": list(self.categories),
+            **self.extra,
+        }
+
+
+class Tagger(Protocol):
+    """A batched sound tagger. `predict` blocks and runs in a worker thread, never on the loop."""
+
+    info: TaggerInfo
+
+    def predict(self, windows: Sequence[Window]) -> list[dict[str, Detection]]:
+        """Score each window; one dict (category id -> Detection) per window, same order."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
+        ...
+
+
+class TaggerLoadError(RuntimeError):
+    """A tagger could not be loaded; the message names the problem."""
+
+
+def load_tagger(
+    spec: str,
+    *,
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    options: dict[str, Any] | None = None,
+) -> Tagger:
+    """Load the tagger named by `spec`: "builtin", or a transformers hub id / local folder."""
+    if spec == "builtin":
+        from .builtin import BuiltinTagger
+
+        return BuiltinTagger(**(options or {}))
+    from .hf import TransformersTagger
+
+    return TransformersTagger(spec, device=device, trust_remote_code=trust_remote_code)
