@@ -1,0 +1,122 @@
+"""The MiDasheng Audio integration: sound events heard by the MiDasheng Audio service."""
+
+from __future__ import annotations
+
+from homeassistant.const import CONF_TOKEN, CONF_URL, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.storage import Store
+
+from .api import API_VERSION, MidashengAuthError, MidashengClient, MidashengError
+from .const import DOMAIN, ISSUE_INCOMPATIBLE, ISSUE_UNREACHABLE, STORAGE_VERSION
+from .coordinator import (
+    MidashengConfigEntry,
+    MidashengCoordinator,
+    MidashengRuntimeData,
+    storage_key,
+)
+from .entity import MANUFACTURER
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -> bool:
+    """Connect to the service, create the source devices and open the push connection."""
+    client = MidashengClient(
+        entry.data[CONF_URL],
+        session=async_get_clientsession(hass),
+        token=entry.data.get(CONF_TOKEN),
+    )
+    try:
+        info = await client.info()
+        sources = await client.sources()
+    except MidashengAuthError as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except MidashengError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"url": client.url, "error": str(err)},
+        ) from err
+
+    issue_id = f"{ISSUE_INCOMPATIBLE}_{entry.entry_id}"
+    if not info.compatible:
+        placeholders = {
+            "title": entry.title,
+            "version": info.version,
+            "api": str(info.api),
+            "supported": str(API_VERSION),
+        }
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_INCOMPATIBLE,
+            translation_placeholders=placeholders,
+        )
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key=ISSUE_INCOMPATIBLE,
+            translation_placeholders=placeholders,
+        )
+    ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+    coordinator = MidashengCoordinator(hass, entry, client, info, sources)
+    await coordinator.async_load()
+    entry.runtime_data = MidashengRuntimeData(client=client, coordinator=coordinator)
+
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, coordinator.unique_id)},
+        name=info.name,
+        manufacturer=MANUFACTURER,
+        model="Audio service",
+        sw_version=info.version,
+        entry_type=dr.DeviceEntryType.SERVICE,
+    )
+    coordinator.async_remove_stale_devices()
+    await coordinator.async_push_sensitivity()
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    coordinator.async_start()
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    return True
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: MidashengConfigEntry) -> None:
+    """Apply changed options (watched categories, sensitivity) by reloading the entry."""
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -> bool:
+    """Close the push connection and unload the platforms."""
+    unload_ok = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unload_ok:
+        await entry.runtime_data.coordinator.async_stop()
+    return unload_ok
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -> None:
+    """Forget the resume point and the entry's repair issues."""
+    await Store(hass, STORAGE_VERSION, storage_key(entry.entry_id)).async_remove()
+    for issue in (ISSUE_INCOMPATIBLE, ISSUE_UNREACHABLE):
+        ir.async_delete_issue(hass, DOMAIN, f"{issue}_{entry.entry_id}")
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: MidashengConfigEntry, device_entry: dr.DeviceEntry
+) -> bool:
+    """Let the user delete a source's device only once the service no longer has the source."""
+    coordinator = entry.runtime_data.coordinator
+    for domain, identifier in device_entry.identifiers:
+        if domain != DOMAIN:
+            continue
+        source_id = coordinator.source_id_from_identifier(identifier)
+        return source_id is not None and source_id not in coordinator.sources
+    return True

@@ -1,0 +1,849 @@
+"""Async client for the MiDasheng Audio service, wire contract v1 (no Home Assistant imports)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+import json
+import logging
+from typing import Any, Final, Self, TypeAlias
+
+import aiohttp
+from yarl import URL
+
+_LOGGER = logging.getLogger(__name__)
+
+API_VERSION: Final = 1
+DEFAULT_PORT: Final = 8765
+DEFAULT_TIMEOUT: Final = 10.0
+# Captions, answers and transcripts run a model; on a CPU-only box that takes a while.
+AUDIO_TIMEOUT: Final = 120.0
+WS_HEARTBEAT: Final = 30.0
+
+SENSITIVITIES: Final = ("low", "medium", "high")
+SOURCE_KINDS: Final = ("ffmpeg", "push", "device")
+SOURCE_STATES: Final = ("connecting", "streaming", "retrying", "stopped", "idle")
+
+
+class MidashengError(Exception):
+    """Base class for every error the client raises."""
+
+
+class MidashengConnectionError(MidashengError):
+    """The service could not be reached, timed out or dropped the connection."""
+
+
+class MidashengAuthError(MidashengError):
+    """The service rejected the token (or needs one)."""
+
+
+class MidashengInvalidURLError(MidashengError, ValueError):
+    """The given service URL is not a usable http(s) URL."""
+
+
+class MidashengResponseError(MidashengError):
+    """The service answered with an error or with something that is not the contract."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Keep the HTTP status next to the service's message."""
+        super().__init__(message)
+        self.status = status
+
+
+class MidashengNotFoundError(MidashengResponseError):
+    """The source, event or clip does not exist (404)."""
+
+
+class MidashengNotSupportedError(MidashengResponseError):
+    """No model for this capability is loaded on the service (501)."""
+
+
+class MidashengBusyError(MidashengResponseError):
+    """The service's queue is full (503); retry after `retry_after` seconds."""
+
+    def __init__(
+        self, message: str, status: int | None = 503, retry_after: float | None = None
+    ) -> None:
+        """Keep the Retry-After hint."""
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+def normalize_url(url: str) -> str:
+    """Return the service base URL for what a user typed, or raise MidashengInvalidURLError.
+
+    A bare host (``nas.local`` or ``10.0.0.2:9000``) gets ``http://`` and, without a port,
+    the service's default port.
+    """
+    text = url.strip()
+    if not text:
+        raise MidashengInvalidURLError("empty URL")
+    if "://" not in text:
+        text = f"http://{text}"
+        try:
+            parsed = URL(text)
+        except ValueError as err:
+            raise MidashengInvalidURLError(str(err)) from err
+        if parsed.explicit_port is None and parsed.host:
+            parsed = parsed.with_port(DEFAULT_PORT)
+    else:
+        try:
+            parsed = URL(text)
+        except ValueError as err:
+            raise MidashengInvalidURLError(str(err)) from err
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise MidashengInvalidURLError(f"not an http(s) URL: {url}")
+    if parsed.query_string or parsed.fragment:
+        raise MidashengInvalidURLError(f"a service URL has no query or fragment: {url}")
+    return str(parsed.with_path(parsed.path.rstrip("/")))
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    """A sound category the service can detect."""
+
+    id: str
+    name: str
+    labels: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build from the wire format."""
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or data["id"]),
+            labels=tuple(data.get("labels") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelInfo:
+    """One loaded model (tagger, audio LM or ASR) as `/v1/info` describes it."""
+
+    name: str
+    backend: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Self | None:
+        """Build from the wire format; None stays None."""
+        if not data:
+            return None
+        return cls(
+            name=str(data.get("name", "")),
+            backend=str(data.get("backend", "")),
+            details={k: v for k, v in data.items() if k not in ("name", "backend")},
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the wire format."""
+        return {"name": self.name, "backend": self.backend, **self.details}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceInfo:
+    """What `/v1/info` says about the service."""
+
+    id: str
+    name: str
+    version: str
+    api: int
+    sample_rate: int
+    categories: tuple[Category, ...]
+    tagger: ModelInfo | None
+    lm: ModelInfo | None
+    asr: ModelInfo | None
+    capabilities: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build from the wire format."""
+        models = data.get("models") or {}
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or "MiDasheng Audio"),
+            version=str(data.get("version", "")),
+            api=int(data.get("api", API_VERSION)),
+            sample_rate=int(data.get("sample_rate", 16000)),
+            categories=tuple(Category.from_dict(c) for c in data.get("categories") or ()),
+            tagger=ModelInfo.from_dict(models.get("tagger")),
+            lm=ModelInfo.from_dict(models.get("lm")),
+            asr=ModelInfo.from_dict(models.get("asr")),
+            capabilities=tuple(data.get("capabilities") or ()),
+        )
+
+    @property
+    def compatible(self) -> bool:
+        """Whether this client speaks the service's API version."""
+        return self.api == API_VERSION
+
+    @property
+    def category_ids(self) -> tuple[str, ...]:
+        """Ids of the categories the loaded tagger detects."""
+        return tuple(c.id for c in self.categories)
+
+    def supports(self, capability: str) -> bool:
+        """Whether the service offers a capability (classify, stream, describe, ask, transcribe)."""
+        return capability in self.capabilities
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the wire format."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "api": self.api,
+            "sample_rate": self.sample_rate,
+            "categories": [
+                {"id": c.id, "name": c.name, "labels": list(c.labels)} for c in self.categories
+            ],
+            "models": {
+                "tagger": self.tagger.as_dict() if self.tagger else None,
+                "lm": self.lm.as_dict() if self.lm else None,
+                "asr": self.asr.as_dict() if self.asr else None,
+            },
+            "capabilities": list(self.capabilities),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """A live audio source on the service (a stream, a pushed feed or a capture device)."""
+
+    id: str
+    name: str
+    kind: str
+    url: str | None = None
+    state: str = "idle"
+    error: str | None = None
+    level_dbfs: float | None = None
+    sensitivity: str = "medium"
+    persistent: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build from the wire format."""
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or data["id"]),
+            kind=str(data.get("kind", "ffmpeg")),
+            url=data.get("url"),
+            state=str(data.get("state", "idle")),
+            error=data.get("error"),
+            level_dbfs=_float(data.get("level_dbfs")),
+            sensitivity=str(data.get("sensitivity", "medium")),
+            persistent=bool(data.get("persistent", False)),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the wire format."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "state": self.state,
+            "error": self.error,
+            "level_dbfs": self.level_dbfs,
+            "sensitivity": self.sensitivity,
+            "persistent": self.persistent,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoundEvent:
+    """A detected sound event; `end` is None while it is ongoing."""
+
+    seq: int
+    id: str
+    source: str
+    category: str
+    label: str
+    score: float
+    start: datetime | None
+    end: datetime | None = None
+    duration: float | None = None
+    level_dbfs: float | None = None
+    has_clip: bool = False
+    # Counter value of the event's latest change (its start or its end), when the service
+    # sends it; `seq` alone is enough to resume and deduplicate.
+    rev: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build from the wire format."""
+        rev = data.get("rev")
+        return cls(
+            rev=None if rev is None else int(rev),
+            seq=int(data["seq"]),
+            id=str(data.get("id") or data["seq"]),
+            source=str(data["source"]),
+            category=str(data["category"]),
+            label=str(data.get("label", "")),
+            score=float(data.get("score", 0.0)),
+            start=_time(data.get("start")),
+            end=_time(data.get("end")),
+            duration=_float(data.get("duration")),
+            level_dbfs=_float(data.get("level_dbfs")),
+            has_clip=bool(data.get("has_clip", False)),
+        )
+
+    @property
+    def ongoing(self) -> bool:
+        """Whether the event has not ended yet."""
+        return self.end is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the wire format."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "source": self.source,
+            "category": self.category,
+            "label": self.label,
+            "score": self.score,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "duration": self.duration,
+            "level_dbfs": self.level_dbfs,
+            "has_clip": self.has_clip,
+        } | ({} if self.rev is None else {"rev": self.rev})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventPage:
+    """A page of stored events and the newest seq the service has."""
+
+    events: tuple[SoundEvent, ...]
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClipEvent:
+    """An event found in an uploaded clip; start/end are seconds from the clip's start."""
+
+    category: str
+    label: str
+    score: float
+    start: float
+    end: float | None
+    level_dbfs: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Classification:
+    """What `/v1/classify` found in a clip."""
+
+    duration: float
+    level_dbfs: float | None
+    events: tuple[ClipEvent, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transcription:
+    """Speech to text result."""
+
+    text: str
+    language: str | None = None
+
+
+# Messages the WebSocket delivers after `subscribe`.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventMessage:
+    """An event started or ended (or was replayed on resume)."""
+
+    event: SoundEvent
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LevelMessage:
+    """A source's current level."""
+
+    source: str
+    dbfs: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceMessage:
+    """A source was created or changed state."""
+
+    source: Source
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRemovedMessage:
+    """A source was deleted."""
+
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscribedMessage:
+    """Replay and the source list are complete; live messages follow."""
+
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorMessage:
+    """The service did not understand something the client sent; the connection goes on."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverflowMessage:
+    """The subscriber fell behind; the service closes and the client resumes with `after`."""
+
+
+WsMessage: TypeAlias = (
+    EventMessage
+    | LevelMessage
+    | SourceMessage
+    | SourceRemovedMessage
+    | SubscribedMessage
+    | ErrorMessage
+    | OverflowMessage
+)
+
+
+def parse_message(data: Mapping[str, Any]) -> WsMessage | None:
+    """Turn one JSON WebSocket message into a typed message; None for unknown types.
+
+    Raises MidashengResponseError when a known message is malformed.
+    """
+    kind = data.get("type")
+    try:
+        match kind:
+            case "event":
+                return EventMessage(
+                    event=SoundEvent.from_dict(data["event"]), replay=bool(data.get("replay"))
+                )
+            case "level":
+                return LevelMessage(source=str(data["source"]), dbfs=float(data["dbfs"]))
+            case "source":
+                return SourceMessage(source=Source.from_dict(data["source"]))
+            case "source_removed":
+                return SourceRemovedMessage(source_id=str(data["source"]["id"]))
+            case "subscribed":
+                return SubscribedMessage(last_seq=int(data.get("last_seq") or 0))
+            case "error":
+                return ErrorMessage(error=str(data.get("error", "")))
+            case "overflow":
+                return OverflowMessage()
+    except (KeyError, TypeError, ValueError) as err:
+        raise MidashengResponseError(f"malformed {kind} message: {err!r}") from err
+    return None
+
+
+class MidashengClient:
+    """Client for one MiDasheng Audio service: REST endpoints and the push WebSocket."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: aiohttp.ClientSession,
+        token: str | None = None,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        audio_timeout: float = AUDIO_TIMEOUT,
+    ) -> None:
+        """Use `session` (owned by the caller) to talk to the service at `url`."""
+        self._base = URL(normalize_url(url))
+        self._session = session
+        self._token = token or None
+        self._request_timeout = request_timeout
+        self._audio_timeout = audio_timeout
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return str(self._base)
+
+    def _url(self, *parts: str | int) -> URL:
+        url = self._base
+        for part in ("v1", *parts):
+            url = url / str(part)
+        return url
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            return {}
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def _request(
+        self,
+        method: str,
+        *parts: str | int,
+        params: Mapping[str, str | int | float] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        content_type: str | None = None,
+        request_timeout: float | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """Send a request; return decoded JSON (or bytes with `raw`), mapping every failure."""
+        headers = self._headers
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        url = self._url(*parts)
+        try:
+            async with asyncio.timeout(request_timeout or self._request_timeout):
+                async with self._session.request(
+                    method, url, params=params, json=json_body, data=data, headers=headers
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    resp_headers = response.headers
+                    resp_type = response.content_type
+        except TimeoutError as err:
+            raise MidashengConnectionError(f"timeout talking to {self._base}") from err
+        except (aiohttp.ClientError, OSError) as err:
+            raise MidashengConnectionError(f"cannot reach {self._base}: {err}") from err
+
+        if status >= 400:
+            raise self._error_for(status, body, resp_headers)
+        if raw or status == 204:
+            return body
+        if resp_type != "application/json":
+            raise MidashengResponseError(
+                f"{url.path} answered {resp_type or 'no content type'}, not JSON", status
+            )
+        try:
+            return json.loads(body)
+        except ValueError as err:
+            raise MidashengResponseError(f"{url.path} answered invalid JSON", status) from err
+
+    @staticmethod
+    def _error_for(status: int, body: bytes, headers: Mapping[str, str]) -> MidashengError:
+        try:
+            message = str(json.loads(body)["error"])
+        except (ValueError, KeyError, TypeError):
+            message = body.decode("utf-8", "replace")[:200] or f"HTTP {status}"
+        if status in (401, 403):
+            return MidashengAuthError(message)
+        if status == 404:
+            return MidashengNotFoundError(message, status)
+        if status == 501:
+            return MidashengNotSupportedError(message, status)
+        if status == 503:
+            try:
+                retry_after: float | None = float(headers.get("Retry-After", ""))
+            except ValueError:
+                retry_after = None
+            return MidashengBusyError(message, status, retry_after)
+        return MidashengResponseError(message, status)
+
+    # REST
+
+    async def health(self) -> bool:
+        """Whether the service answers its liveness probe (no token needed)."""
+        data = await self._request("GET", "health")
+        return bool(data.get("status") == "ok")
+
+    async def info(self) -> ServiceInfo:
+        """The service's id, version, categories, models and capabilities."""
+        data = await self._request("GET", "info")
+        try:
+            return ServiceInfo.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise MidashengResponseError(f"unexpected /v1/info answer: {err!r}") from err
+
+    async def sources(self) -> list[Source]:
+        """All live sources."""
+        data = await self._request("GET", "sources")
+        try:
+            return [Source.from_dict(s) for s in data["sources"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise MidashengResponseError(f"unexpected /v1/sources answer: {err!r}") from err
+
+    async def source(self, source_id: str) -> Source:
+        """One source."""
+        return Source.from_dict(await self._request("GET", "sources", source_id))
+
+    async def create_source(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        kind: str | None = None,
+        sensitivity: str | None = None,
+    ) -> Source:
+        """Create an ffmpeg source (`url`) or a push source (`kind="push"`)."""
+        body: dict[str, Any] = {"name": name}
+        if url is not None:
+            body["url"] = url
+        if kind is not None:
+            body["kind"] = kind
+        if sensitivity is not None:
+            body["sensitivity"] = sensitivity
+        return Source.from_dict(await self._request("POST", "sources", json_body=body))
+
+    async def update_source(
+        self, source_id: str, *, name: str | None = None, sensitivity: str | None = None
+    ) -> Source:
+        """Change a source's name and/or sensitivity."""
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if sensitivity is not None:
+            body["sensitivity"] = sensitivity
+        return Source.from_dict(await self._request("PATCH", "sources", source_id, json_body=body))
+
+    async def delete_source(self, source_id: str) -> None:
+        """Stop and remove a source."""
+        await self._request("DELETE", "sources", source_id)
+
+    async def events(
+        self,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        source: str | None = None,
+        category: str | None = None,
+    ) -> EventPage:
+        """Stored events after a seq, ordered by seq."""
+        params: dict[str, str | int] = {}
+        if after is not None:
+            params["after"] = after
+        if limit is not None:
+            params["limit"] = limit
+        if source is not None:
+            params["source"] = source
+        if category is not None:
+            params["category"] = category
+        data = await self._request("GET", "events", params=params)
+        try:
+            return EventPage(
+                events=tuple(SoundEvent.from_dict(e) for e in data["events"]),
+                last_seq=int(data.get("last_seq") or 0),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise MidashengResponseError(f"unexpected /v1/events answer: {err!r}") from err
+
+    async def clip(self, seq: int) -> bytes:
+        """The WAV clip kept for an event."""
+        return bytes(await self._request("GET", "events", seq, "clip", raw=True))
+
+    async def classify(
+        self, audio: bytes, *, content_type: str = "audio/wav", sensitivity: str | None = None
+    ) -> Classification:
+        """Detect sound events in a clip (a file, or L16 PCM with its content type)."""
+        params = {"sensitivity": sensitivity} if sensitivity else None
+        data = await self._request(
+            "POST",
+            "classify",
+            params=params,
+            data=audio,
+            content_type=content_type,
+            request_timeout=self._audio_timeout,
+        )
+        try:
+            return Classification(
+                duration=float(data["duration"]),
+                level_dbfs=_float(data.get("level_dbfs")),
+                events=tuple(
+                    ClipEvent(
+                        category=str(e["category"]),
+                        label=str(e.get("label", "")),
+                        score=float(e["score"]),
+                        start=float(e["start"]),
+                        end=_float(e.get("end")),
+                        level_dbfs=_float(e.get("level_dbfs")),
+                    )
+                    for e in data["events"]
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise MidashengResponseError(f"unexpected /v1/classify answer: {err!r}") from err
+
+    async def _lm_request(
+        self,
+        endpoint: str,
+        *,
+        question: str | None,
+        audio: bytes | None,
+        content_type: str,
+        source: str | None,
+        seconds: float | None,
+        event: int | None,
+    ) -> str:
+        if audio is not None:
+            form = aiohttp.FormData()
+            form.add_field("audio", audio, content_type=content_type, filename="audio")
+            if question is not None:
+                form.add_field("question", question)
+            data = await self._request(
+                "POST", endpoint, data=form, request_timeout=self._audio_timeout
+            )
+        else:
+            if source is None and event is None:
+                raise ValueError("give audio, a source or an event")
+            body: dict[str, Any] = {}
+            if source is not None:
+                body["source"] = source
+            if seconds is not None:
+                body["seconds"] = seconds
+            if event is not None:
+                body["event"] = event
+            if question is not None:
+                body["question"] = question
+            data = await self._request(
+                "POST", endpoint, json_body=body, request_timeout=self._audio_timeout
+            )
+        try:
+            return str(data["text"])
+        except (KeyError, TypeError) as err:
+            raise MidashengResponseError(f"unexpected /v1/{endpoint} answer: {err!r}") from err
+
+    async def describe(
+        self,
+        audio: bytes | None = None,
+        *,
+        content_type: str = "audio/wav",
+        source: str | None = None,
+        seconds: float | None = None,
+        event: int | None = None,
+    ) -> str:
+        """Caption audio: an upload, a live source's last `seconds`, or a stored event's clip."""
+        return await self._lm_request(
+            "describe",
+            question=None,
+            audio=audio,
+            content_type=content_type,
+            source=source,
+            seconds=seconds,
+            event=event,
+        )
+
+    async def ask(
+        self,
+        question: str,
+        audio: bytes | None = None,
+        *,
+        content_type: str = "audio/wav",
+        source: str | None = None,
+        seconds: float | None = None,
+        event: int | None = None,
+    ) -> str:
+        """Answer a question about audio (an upload, a live source or a stored event)."""
+        return await self._lm_request(
+            "ask",
+            question=question,
+            audio=audio,
+            content_type=content_type,
+            source=source,
+            seconds=seconds,
+            event=event,
+        )
+
+    async def transcribe(
+        self,
+        audio: bytes,
+        *,
+        content_type: str = "audio/wav",
+        language: str | None = None,
+        phrases: Iterable[str] | None = None,
+    ) -> Transcription:
+        """Speech to text; `phrases` are sentences the speaker is expected to say."""
+        form = aiohttp.FormData()
+        form.add_field("audio", audio, content_type=content_type, filename="audio")
+        if language is not None:
+            form.add_field("language", language)
+        if phrases is not None:
+            form.add_field("phrases", json.dumps(list(phrases)))
+        data = await self._request(
+            "POST", "transcribe", data=form, request_timeout=self._audio_timeout
+        )
+        try:
+            return Transcription(text=str(data["text"]), language=data.get("language"))
+        except (KeyError, TypeError) as err:
+            raise MidashengResponseError(f"unexpected /v1/transcribe answer: {err!r}") from err
+
+    # WebSocket
+
+    async def _ws_connect(self) -> aiohttp.ClientWebSocketResponse:
+        url = self._url("ws")
+        url = url.with_scheme("wss" if url.scheme == "https" else "ws")
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                return await self._session.ws_connect(
+                    url, headers=self._headers, heartbeat=WS_HEARTBEAT
+                )
+        except aiohttp.WSServerHandshakeError as err:
+            if err.status in (401, 403):
+                raise MidashengAuthError(err.message) from err
+            raise MidashengConnectionError(
+                f"WebSocket handshake with {self._base} failed: {err.status} {err.message}"
+            ) from err
+        except TimeoutError as err:
+            raise MidashengConnectionError(f"timeout connecting to {self._base}") from err
+        except (aiohttp.ClientError, OSError) as err:
+            raise MidashengConnectionError(f"cannot reach {self._base}: {err}") from err
+
+    async def subscribe(self, after: int | None = None) -> AsyncIterator[WsMessage]:
+        """Subscribe to events, levels and sources; yield messages until the connection ends.
+
+        With `after`, every stored event with a larger seq is replayed first. The iterator
+        never ends quietly: a closed or broken connection raises MidashengConnectionError,
+        so a caller resumes with the last seq it saw.
+        """
+        ws = await self._ws_connect()
+        try:
+            request: dict[str, Any] = {"type": "subscribe"}
+            if after is not None:
+                request["after"] = after
+            try:
+                await ws.send_json(request)
+                async for frame in ws:
+                    if frame.type is not aiohttp.WSMsgType.TEXT:
+                        # Binary frames only flow client to server; aiohttp answers pings.
+                        continue
+                    try:
+                        message = parse_message(json.loads(frame.data))
+                    except (ValueError, MidashengResponseError) as err:
+                        _LOGGER.warning("Ignoring a malformed message from the service: %s", err)
+                        continue
+                    if message is None:
+                        _LOGGER.debug("Ignoring an unknown message: %s", frame.data[:200])
+                        continue
+                    yield message
+            except (aiohttp.ClientError, ConnectionError) as err:
+                raise MidashengConnectionError(f"connection to {self._base} failed: {err}") from err
+            raise MidashengConnectionError(
+                f"the service closed the connection (code {ws.close_code})"
+            )
+        finally:
+            await ws.close()
+
+    async def push_audio(
+        self, source_id: str, chunks: AsyncIterable[bytes], *, rate: int = 16000
+    ) -> None:
+        """Stream s16le mono PCM at `rate` into a push source, then stop it."""
+        ws = await self._ws_connect()
+        try:
+            await ws.send_json({"type": "push_start", "source": source_id, "rate": rate})
+            async for chunk in chunks:
+                if chunk:
+                    await ws.send_bytes(chunk)
+            await ws.send_json({"type": "push_stop", "source": source_id})
+        except (aiohttp.ClientError, ConnectionError) as err:
+            raise MidashengConnectionError(f"pushing audio failed: {err}") from err
+        finally:
+            await ws.close()

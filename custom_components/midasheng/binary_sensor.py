@@ -1,0 +1,135 @@
+"""Binary sensors: one per watched sound category, on while the service hears it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.binary_sensor import (
+    DOMAIN as BINARY_SENSOR_DOMAIN,
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import CONF_CATEGORIES
+from .coordinator import MidashengConfigEntry, SourceUpdate, UpdateKind
+from .entity import MidashengEntity
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MidashengBinarySensorEntityDescription(BinarySensorEntityDescription):
+    """A sound category as a binary sensor; the key is the category id."""
+
+
+def _category(
+    key: str, device_class: BinarySensorDeviceClass
+) -> MidashengBinarySensorEntityDescription:
+    return MidashengBinarySensorEntityDescription(
+        key=key, translation_key=key, device_class=device_class
+    )
+
+
+DESCRIPTIONS: dict[str, MidashengBinarySensorEntityDescription] = {
+    description.key: description
+    for description in (
+        _category("smoke_alarm", BinarySensorDeviceClass.SMOKE),
+        _category("co_alarm", BinarySensorDeviceClass.CO),
+        _category("fire_alarm", BinarySensorDeviceClass.SMOKE),
+        _category("glass_break", BinarySensorDeviceClass.SAFETY),
+        _category("dog_bark", BinarySensorDeviceClass.SOUND),
+        _category("cat", BinarySensorDeviceClass.SOUND),
+        _category("baby_cry", BinarySensorDeviceClass.SOUND),
+        _category("scream", BinarySensorDeviceClass.SAFETY),
+        _category("speech", BinarySensorDeviceClass.SOUND),
+        _category("doorbell", BinarySensorDeviceClass.SOUND),
+        _category("knock", BinarySensorDeviceClass.SOUND),
+        _category("water_running", BinarySensorDeviceClass.MOISTURE),
+        _category("siren", BinarySensorDeviceClass.SOUND),
+        _category("cough", BinarySensorDeviceClass.SOUND),
+        _category("appliance_beep", BinarySensorDeviceClass.SOUND),
+        _category("loud_noise", BinarySensorDeviceClass.SOUND),
+    )
+}
+
+
+def watched_descriptions(
+    entry: MidashengConfigEntry,
+) -> list[MidashengBinarySensorEntityDescription]:
+    """Descriptions for the categories the service offers and the user watches."""
+    info = entry.runtime_data.coordinator.info
+    watched = set(entry.options.get(CONF_CATEGORIES, info.category_ids))
+    return [
+        DESCRIPTIONS.get(category.id)
+        # A category this version does not know yet still works, named by the service.
+        or MidashengBinarySensorEntityDescription(
+            key=category.id, name=category.name, device_class=BinarySensorDeviceClass.SOUND
+        )
+        for category in info.categories
+        if category.id in watched
+    ]
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: MidashengConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the category binary sensors of every source, now and as sources appear."""
+    coordinator = entry.runtime_data.coordinator
+    descriptions = watched_descriptions(entry)
+
+    # Categories no longer watched (or no longer offered) leave no orphaned entities.
+    entity_registry = er.async_get(hass)
+    wanted = {
+        f"{coordinator.unique_id}_{source_id}_{description.key}"
+        for source_id in coordinator.sources
+        for description in descriptions
+    }
+    for entity_entry in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
+        if entity_entry.domain == BINARY_SENSOR_DOMAIN and entity_entry.unique_id not in wanted:
+            entity_registry.async_remove(entity_entry.entity_id)
+
+    @callback
+    def add_source(source_id: str) -> None:
+        async_add_entities(
+            MidashengBinarySensorEntity(coordinator, source_id, description)
+            for description in descriptions
+        )
+
+    for source_id in coordinator.sources:
+        add_source(source_id)
+    entry.async_on_unload(coordinator.async_add_new_source_listener(add_source))
+
+
+class MidashengBinarySensorEntity(MidashengEntity, BinarySensorEntity):
+    """On while an event of its category is ongoing on its source."""
+
+    entity_description: MidashengBinarySensorEntityDescription
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the category is being heard."""
+        return (
+            self.coordinator.active_event(self.source_id, self.entity_description.key) is not None
+        )
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Score, label and id of the current (or last) event."""
+        event = self.coordinator.active_event(
+            self.source_id, self.entity_description.key
+        ) or self.coordinator.latest.get((self.source_id, self.entity_description.key))
+        if event is None:
+            return None
+        return {"score": event.score, "label": event.label, "event_id": event.id}
+
+    def _wants_update(self, update: SourceUpdate) -> bool:
+        if update.kind is UpdateKind.EVENT:
+            return update.event is not None and update.event.category == self.entity_description.key
+        return super()._wants_update(update)

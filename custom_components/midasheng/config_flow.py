@@ -1,0 +1,442 @@
+"""Config flow for MiDasheng Audio: user, zeroconf, reauth, reconfigure and options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.components.camera import async_get_stream_source
+from homeassistant.config_entries import (
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.const import CONF_NAME, CONF_TOKEN, CONF_URL
+from homeassistant.core import callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+import voluptuous as vol
+from yarl import URL
+
+from .api import (
+    DEFAULT_PORT,
+    SENSITIVITIES,
+    MidashengAuthError,
+    MidashengClient,
+    MidashengConnectionError,
+    MidashengError,
+    MidashengInvalidURLError,
+    MidashengResponseError,
+    ServiceInfo,
+    normalize_url,
+)
+from .const import (
+    CONF_CAMERA,
+    CONF_CATEGORIES,
+    CONF_SENSITIVITY,
+    CONF_SOURCE,
+    DEFAULT_SENSITIVITY,
+    DOMAIN,
+    LOGGER,
+)
+from .coordinator import MidashengConfigEntry
+
+TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+
+
+def _txt_path(value: Any) -> str:
+    """The base path a service advertises in its TXT record (behind a reverse proxy)."""
+    path = str(value or "").strip("/")
+    return f"/{path}" if path else ""
+
+
+class IncompatibleServiceError(MidashengError):
+    """The service speaks another API version."""
+
+
+class MidashengConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add a MiDasheng Audio service."""
+
+    VERSION = 1
+
+    _discovered_url: str
+    _discovered_name: str
+    _discovery_needs_token: bool = False
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: MidashengConfigEntry) -> MidashengOptionsFlow:
+        """Options: watched categories, sensitivity and sources."""
+        return MidashengOptionsFlow()
+
+    async def _async_get_info(self, url: str, token: str | None) -> ServiceInfo:
+        client = MidashengClient(url, session=async_get_clientsession(self.hass), token=token)
+        info = await client.info()
+        if not info.compatible:
+            raise IncompatibleServiceError(info.version)
+        return info
+
+    async def _async_validate(
+        self, user_input: dict[str, Any], errors: dict[str, str]
+    ) -> tuple[str, ServiceInfo] | None:
+        """Check URL and token against /v1/info; fill `errors` and return None on failure."""
+        try:
+            url = normalize_url(user_input[CONF_URL])
+        except MidashengInvalidURLError:
+            errors[CONF_URL] = "invalid_url"
+            return None
+        try:
+            info = await self._async_get_info(url, user_input.get(CONF_TOKEN))
+        except MidashengAuthError:
+            errors[CONF_TOKEN] = "invalid_auth"
+        except MidashengConnectionError:
+            errors["base"] = "cannot_connect"
+        except IncompatibleServiceError:
+            errors["base"] = "incompatible_version"
+        except MidashengResponseError:
+            # Something answered, but not the MiDasheng Audio API.
+            errors[CONF_URL] = "invalid_url"
+        except Exception:  # noqa: BLE001
+            LOGGER.exception("Unexpected exception")
+            errors["base"] = "unknown"
+        else:
+            return url, info
+        return None
+
+    @staticmethod
+    def _entry_data(url: str, user_input: Mapping[str, Any]) -> dict[str, Any]:
+        return {CONF_URL: url, CONF_TOKEN: user_input.get(CONF_TOKEN) or ""}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the service URL and token."""
+        errors: dict[str, str] = {}
+        if user_input is not None and (result := await self._async_validate(user_input, errors)):
+            url, info = result
+            await self.async_set_unique_id(info.id, raise_on_progress=False)
+            self._abort_if_unique_id_configured()
+            return self.async_create_entry(title=info.name, data=self._entry_data(url, user_input))
+
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_URL): URL_SELECTOR,
+                        vol.Optional(CONF_TOKEN): TOKEN_SELECTOR,
+                    }
+                ),
+                {CONF_URL: user_input[CONF_URL]} if user_input else {},
+            ),
+            errors=errors,
+            description_placeholders={"port": str(DEFAULT_PORT)},
+        )
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """Handle a service found on the network."""
+        url = str(
+            URL.build(
+                scheme="http",
+                host=discovery_info.host,
+                port=discovery_info.port or DEFAULT_PORT,
+                path=_txt_path(discovery_info.properties.get("path")),
+            )
+        )
+        name = discovery_info.name.removesuffix(f".{discovery_info.type}")
+        if service_id := discovery_info.properties.get("id"):
+            await self.async_set_unique_id(str(service_id))
+            self._abort_if_unique_id_configured(updates={CONF_URL: url})
+        try:
+            info = await self._async_get_info(url, None)
+        except MidashengAuthError:
+            # The service has a token; the user gives it in the confirmation step.
+            self._discovery_needs_token = True
+        except IncompatibleServiceError:
+            return self.async_abort(reason="incompatible_version")
+        except MidashengError:
+            return self.async_abort(reason="cannot_connect")
+        else:
+            await self.async_set_unique_id(info.id)
+            self._abort_if_unique_id_configured(updates={CONF_URL: url})
+            name = info.name
+
+        self._discovered_url = url
+        self._discovered_name = name
+        self.context["title_placeholders"] = {"name": name}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm adding a discovered service (with its token when it needs one)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            result = await self._async_validate(
+                {**user_input, CONF_URL: self._discovered_url}, errors
+            )
+            if result:
+                url, info = result
+                await self.async_set_unique_id(info.id, raise_on_progress=False)
+                self._abort_if_unique_id_configured(updates={CONF_URL: url})
+                return self.async_create_entry(
+                    title=info.name, data=self._entry_data(url, user_input)
+                )
+
+        schema = (
+            vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR})
+            if self._discovery_needs_token
+            else vol.Schema({})
+        )
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={"name": self._discovered_name, "url": self._discovered_url},
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Start reauthentication after the service rejected the token."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new token."""
+        errors: dict[str, str] = {}
+        entry = self._get_reauth_entry()
+        if user_input is not None and (
+            result := await self._async_validate(
+                {**user_input, CONF_URL: entry.data[CONF_URL]}, errors
+            )
+        ):
+            _, info = result
+            await self.async_set_unique_id(info.id)
+            self._abort_if_unique_id_mismatch(reason="wrong_service")
+            return self.async_update_reload_and_abort(
+                entry, data_updates={CONF_TOKEN: user_input.get(CONF_TOKEN) or ""}
+            )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
+            errors=errors,
+            description_placeholders={"title": entry.title, "url": entry.data[CONF_URL]},
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the URL or token of a configured service."""
+        errors: dict[str, str] = {}
+        entry = self._get_reconfigure_entry()
+        if user_input is not None and (result := await self._async_validate(user_input, errors)):
+            url, info = result
+            await self.async_set_unique_id(info.id)
+            self._abort_if_unique_id_mismatch(reason="wrong_service")
+            return self.async_update_reload_and_abort(
+                entry, data_updates=self._entry_data(url, user_input)
+            )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_URL): URL_SELECTOR,
+                        vol.Optional(CONF_TOKEN): TOKEN_SELECTOR,
+                    }
+                ),
+                {CONF_URL: (user_input or entry.data)[CONF_URL]},
+            ),
+            errors=errors,
+        )
+
+
+class MidashengOptionsFlow(OptionsFlow):
+    """Watched categories, sensitivity, and adding or removing sources on the service."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Offer the option groups."""
+        if self.config_entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="not_loaded")
+        return self.async_show_menu(
+            step_id="init",
+            menu_options=["settings", "add_camera", "add_url", "remove_source"],
+        )
+
+    @property
+    def _entry(self) -> MidashengConfigEntry:
+        entry: MidashengConfigEntry = self.config_entry
+        return entry
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the categories to watch and the sensitivity."""
+        if user_input is not None:
+            return self.async_create_entry(data={**self._entry.options, **user_input})
+
+        info = self._entry.runtime_data.coordinator.info
+        options = self._entry.options
+        return self.async_show_form(
+            step_id="settings",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        CONF_CATEGORIES,
+                        default=[
+                            category
+                            for category in options.get(CONF_CATEGORIES, info.category_ids)
+                            if category in info.category_ids
+                        ],
+                    ): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(value=category.id, label=category.name)
+                                for category in info.categories
+                            ],
+                            multiple=True,
+                            mode=SelectSelectorMode.LIST,
+                            translation_key=CONF_CATEGORIES,
+                        )
+                    ),
+                    vol.Required(
+                        CONF_SENSITIVITY,
+                        default=options.get(CONF_SENSITIVITY, DEFAULT_SENSITIVITY),
+                    ): SelectSelector(
+                        SelectSelectorConfig(
+                            options=list(SENSITIVITIES),
+                            mode=SelectSelectorMode.LIST,
+                            translation_key=CONF_SENSITIVITY,
+                        )
+                    ),
+                }
+            ),
+        )
+
+    async def _async_add_source(
+        self, name: str, url: str, errors: dict[str, str]
+    ) -> ConfigFlowResult | None:
+        client = self._entry.runtime_data.client
+        try:
+            source = await client.create_source(
+                name, url=url, sensitivity=self._entry.options.get(CONF_SENSITIVITY)
+            )
+        except MidashengResponseError as err:
+            LOGGER.debug("The service refused source %s: %s", name, err)
+            errors["base"] = "invalid_source"
+        except MidashengError:
+            errors["base"] = "cannot_connect"
+        else:
+            return self.async_abort(
+                reason="source_added", description_placeholders={"name": source.name}
+            )
+        return None
+
+    async def async_step_add_camera(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Let the service listen to a camera's stream."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            entity_id = user_input[CONF_CAMERA]
+            try:
+                stream_url = await async_get_stream_source(self.hass, entity_id)
+            except HomeAssistantError:
+                stream_url = None
+            if not stream_url:
+                errors[CONF_CAMERA] = "no_stream_source"
+            else:
+                state = self.hass.states.get(entity_id)
+                name = state.name if state else entity_id
+                if result := await self._async_add_source(name, stream_url, errors):
+                    return result
+
+        return self.async_show_form(
+            step_id="add_camera",
+            data_schema=vol.Schema(
+                {vol.Required(CONF_CAMERA): EntitySelector(EntitySelectorConfig(domain="camera"))}
+            ),
+            errors=errors,
+        )
+
+    async def async_step_add_url(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Let the service listen to a stream URL (rtsp, http, a file path)."""
+        errors: dict[str, str] = {}
+        if user_input is not None and (
+            result := await self._async_add_source(
+                user_input[CONF_NAME], user_input[CONF_URL], errors
+            )
+        ):
+            return result
+        return self.async_show_form(
+            step_id="add_url",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_NAME): TextSelector(),
+                        vol.Required(CONF_URL): TextSelector(),
+                    }
+                ),
+                user_input or {},
+            ),
+            errors=errors,
+        )
+
+    async def async_step_remove_source(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Stop a source on the service; its device goes away with it."""
+        coordinator = self._entry.runtime_data.coordinator
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            source_id = user_input[CONF_SOURCE]
+            name = (
+                coordinator.sources[source_id].name
+                if source_id in coordinator.sources
+                else source_id
+            )
+            try:
+                await self._entry.runtime_data.client.delete_source(source_id)
+            except MidashengResponseError as err:
+                if err.status != 404:
+                    errors["base"] = "cannot_connect"
+            except MidashengError:
+                errors["base"] = "cannot_connect"
+            if not errors:
+                return self.async_abort(
+                    reason="source_removed", description_placeholders={"name": name}
+                )
+
+        if not coordinator.sources:
+            return self.async_abort(reason="no_sources")
+        return self.async_show_form(
+            step_id="remove_source",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_SOURCE): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(value=source.id, label=source.name)
+                                for source in coordinator.sources.values()
+                            ],
+                            mode=SelectSelectorMode.DROPDOWN,
+                        )
+                    )
+                }
+            ),
+            errors=errors,
+        )

@@ -1,0 +1,57 @@
+"""Constants for the MiDasheng Audio integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "midasheng"
+LOGGER = logging.getLogger(__package__)
+
+CONF_CATEGORIES: Final = "categories"
+CONF_SENSITIVITY: Final = "sensitivity"
+CONF_CAMERA: Final = "camera"
+CONF_SOURCE: Final = "source"
+
+DEFAULT_SENSITIVITY: Final = "medium"
+
+EVENT_SOUND: Final = "midasheng_sound_event"
+
+# Every category the service may offer, in the order entities are created.
+KNOWN_CATEGORIES: Final = (
+    "smoke_alarm",
+    "co_alarm",
+    "fire_alarm",
+    "glass_break",
+    "dog_bark",
+    "cat",
+    "baby_cry",
+    "scream",
+    "speech",
+    "doorbell",
+    "knock",
+    "water_running",
+    "siren",
+    "cough",
+    "appliance_beep",
+    "loud_noise",
+)
+
+STORAGE_VERSION: Final = 1
+STORAGE_SAVE_DELAY: Final = 5
+
+# Reconnect backoff for the push connection: doubles from the first value up to the second.
+RECONNECT_MIN_DELAY: Final = 1.0
+RECONNECT_MAX_DELAY: Final = 60.0
+# A repair issue is raised when the service has been unreachable for this long.
+UNREACHABLE_ISSUE_AFTER: Final = timedelta(minutes=10)
+
+# Sound level: write at most every LEVEL_INTERVAL, sooner (but at most once a second) when
+# the level jumps by LEVEL_JUMP_DB, so a loud sound shows without flooding the recorder.
+LEVEL_INTERVAL: Final = timedelta(seconds=10)
+LEVEL_MIN_INTERVAL: Final = timedelta(seconds=1)
+LEVEL_JUMP_DB: Final = 6.0
+
+ISSUE_UNREACHABLE: Final = "service_unreachable"
+ISSUE_INCOMPATIBLE: Final = "incompatible_version"

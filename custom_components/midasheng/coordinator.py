@@ -1,0 +1,563 @@
+"""Push connection to the service: one WebSocket per entry, resumed from the last seq."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+import random
+from typing import Any, TypeAlias
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .api import (
+    ErrorMessage,
+    EventMessage,
+    LevelMessage,
+    MidashengAuthError,
+    MidashengClient,
+    MidashengConnectionError,
+    MidashengError,
+    OverflowMessage,
+    ServiceInfo,
+    SoundEvent,
+    Source,
+    SourceMessage,
+    SourceRemovedMessage,
+    SubscribedMessage,
+    WsMessage,
+)
+from .const import (
+    CONF_SENSITIVITY,
+    DOMAIN,
+    EVENT_SOUND,
+    ISSUE_UNREACHABLE,
+    LOGGER,
+    RECONNECT_MAX_DELAY,
+    RECONNECT_MIN_DELAY,
+    STORAGE_SAVE_DELAY,
+    STORAGE_VERSION,
+    UNREACHABLE_ISSUE_AFTER,
+)
+
+
+@dataclass(kw_only=True)
+class MidashengRuntimeData:
+    """What a loaded entry keeps: the client and the push coordinator."""
+
+    client: MidashengClient
+    coordinator: MidashengCoordinator
+
+
+MidashengConfigEntry: TypeAlias = ConfigEntry[MidashengRuntimeData]
+
+
+class UpdateKind(StrEnum):
+    """What changed for a source's entities."""
+
+    CONNECTION = "connection"
+    SOURCE = "source"
+    LEVEL = "level"
+    EVENT = "event"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceUpdate:
+    """A change delivered to the entities of one source."""
+
+    kind: UpdateKind
+    event: SoundEvent | None = None
+    started: bool = False
+    replay: bool = False
+
+
+SourceListener: TypeAlias = Callable[[SourceUpdate], None]
+
+
+def _category_names(info: ServiceInfo) -> list[tuple[str, str]]:
+    # Entities depend on category ids and names, not on the tagger's labels behind them.
+    return [(category.id, category.name) for category in info.categories]
+
+
+def storage_key(entry_id: str) -> str:
+    """Storage key of an entry's resume state."""
+    return f"{DOMAIN}.{entry_id}"
+
+
+class MidashengCoordinator:
+    """Keeps the state of one service from its WebSocket and tells entities what changed.
+
+    Delivery rules: a seq above the last one seen is new (bus event "start", and "end" too if
+    it already ended); a seq still open here may end (bus event "end"); anything else is a
+    duplicate from a resume and is dropped. The last seq and the open seqs are persisted, so a
+    restarted Home Assistant resumes where it stopped without losing or repeating events.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: MidashengConfigEntry,
+        client: MidashengClient,
+        info: ServiceInfo,
+        sources: Iterable[Source],
+    ) -> None:
+        """Start from the state fetched over REST at setup."""
+        self.hass = hass
+        self.entry = entry
+        self.client = client
+        self.info = info
+        assert entry.unique_id is not None
+        self.unique_id: str = entry.unique_id
+        self.sources: dict[str, Source] = {source.id: source for source in sources}
+        self.levels: dict[str, float] = {
+            s.id: s.level_dbfs for s in self.sources.values() if s.level_dbfs is not None
+        }
+        self.last_events: dict[str, SoundEvent] = {}
+        self.latest: dict[tuple[str, str], SoundEvent] = {}
+        self.connected = False
+        self.last_seq: int | None = None
+        self.reconnects = 0
+        self._open_seqs: set[int] = set()
+        self._open_events: dict[int, SoundEvent] = {}
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, storage_key(entry.entry_id)
+        )
+        self._listeners: dict[str, list[SourceListener]] = {}
+        self._new_source_listeners: list[Callable[[str], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._disconnected_since: datetime | None = None
+        self._lost_logged = False
+        self._unreachable_issue = False
+        self._overflowed = False
+        self._sensitivity_pending: set[str] = set()
+        # Handshake bookkeeping: what the service sent between subscribe and "subscribed".
+        self._resumed_from: int | None = None
+        self._handshake_seqs: set[int] = set()
+        self._handshake_sources: set[str] = set()
+
+    # Identity
+
+    def device_identifier(self, source_id: str) -> str:
+        """The device registry identifier of a source."""
+        return f"{self.unique_id}_{source_id}"
+
+    def source_id_from_identifier(self, identifier: str) -> str | None:
+        """The source id a device identifier stands for; None for the service device."""
+        prefix = f"{self.unique_id}_"
+        return identifier[len(prefix) :] if identifier.startswith(prefix) else None
+
+    @property
+    def unreachable_issue_id(self) -> str:
+        """Repair issue id for this entry's unreachable service."""
+        return f"{ISSUE_UNREACHABLE}_{self.entry.entry_id}"
+
+    # State for entities
+
+    def active_event(self, source_id: str, category: str) -> SoundEvent | None:
+        """The newest ongoing event of a category on a source."""
+        ongoing = [
+            event
+            for event in self._open_events.values()
+            if event.source == source_id and event.category == category
+        ]
+        return max(ongoing, key=lambda event: event.seq, default=None)
+
+    # Listeners
+
+    @callback
+    def async_add_source_listener(self, source_id: str, listener: SourceListener) -> CALLBACK_TYPE:
+        """Call `listener` on every change of one source (and of the connection)."""
+        listeners = self._listeners.setdefault(source_id, [])
+        listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def async_add_new_source_listener(self, listener: Callable[[str], None]) -> CALLBACK_TYPE:
+        """Call `listener` with the id of each source that appears after setup."""
+        self._new_source_listeners.append(listener)
+
+        @callback
+        def remove() -> None:
+            self._new_source_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def _notify(self, source_id: str, update: SourceUpdate) -> None:
+        for listener in list(self._listeners.get(source_id, ())):
+            listener(update)
+
+    @callback
+    def _notify_all(self, update: SourceUpdate) -> None:
+        for source_id in list(self._listeners):
+            self._notify(source_id, update)
+
+    # Lifecycle
+
+    async def async_load(self) -> None:
+        """Restore the resume point saved by an earlier run."""
+        data = await self._store.async_load()
+        if not data:
+            return
+        try:
+            self.last_seq = data.get("last_seq")
+            self._open_seqs = {int(seq) for seq in data.get("open_seqs", ())}
+            self.last_events = {
+                source_id: SoundEvent.from_dict(event)
+                for source_id, event in data.get("last_events", {}).items()
+                if source_id in self.sources
+            }
+        except (KeyError, TypeError, ValueError) as err:
+            LOGGER.warning("Ignoring unreadable resume state: %s", err)
+            self.last_seq = None
+            self._open_seqs = set()
+            self.last_events = {}
+
+    def _data_to_store(self) -> dict[str, Any]:
+        return {
+            "last_seq": self.last_seq,
+            "open_seqs": sorted(self._open_seqs),
+            "last_events": {
+                source_id: event.as_dict() for source_id, event in self.last_events.items()
+            },
+        }
+
+    @callback
+    def async_start(self) -> None:
+        """Open the push connection in the background."""
+        self._task = self.entry.async_create_background_task(
+            self.hass, self._async_run(), f"{DOMAIN} {self.entry.title} push connection"
+        )
+
+    async def async_stop(self) -> None:
+        """Close the push connection and save the resume point."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self.connected = False
+        await self._store.async_save(self._data_to_store())
+        ir.async_delete_issue(self.hass, DOMAIN, self.unreachable_issue_id)
+
+    def _resume_after(self) -> int | None:
+        # An event still open here may have ended while we were away; its end has the same
+        # seq as its start, so resume from just before the oldest open one and drop repeats.
+        if self._open_seqs:
+            return min(self._open_seqs) - 1
+        return self.last_seq
+
+    async def _async_run(self) -> None:
+        delay = RECONNECT_MIN_DELAY
+        check_info = False
+        while True:
+            error: Exception
+            try:
+                if check_info and not await self._async_check_info():
+                    return
+                self._begin_handshake()
+                async for message in self.client.subscribe(after=self._resumed_from):
+                    if self._handle_message(message):
+                        delay = RECONNECT_MIN_DELAY
+                error = MidashengConnectionError("the subscription ended")
+            except MidashengAuthError as err:
+                self._set_disconnected(err)
+                LOGGER.warning("The service rejected the token; reauthentication needed")
+                self.entry.async_start_reauth(self.hass)
+                return
+            except MidashengError as err:
+                error = err
+            except Exception as err:  # noqa: BLE001
+                # A bug must not silently end the connection: log it and reconnect.
+                LOGGER.exception("Unexpected error in the push connection")
+                error = err
+            self.reconnects += 1
+            check_info = True
+            if self._overflowed:
+                # The service dropped us for falling behind: resume at once, nothing is lost.
+                self._overflowed = False
+                continue
+            self._set_disconnected(error)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    async def _async_check_info(self) -> bool:
+        """Re-read /v1/info after a reconnect; reload the entry when the service changed."""
+        info = await self.client.info()
+        if not info.compatible or _category_names(info) != _category_names(self.info):
+            LOGGER.info("The service changed (version %s); reloading", info.version)
+            self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
+            return False
+        if info.version != self.info.version:
+            dev_reg = dr.async_get(self.hass)
+            if device := dev_reg.async_get_device(identifiers={(DOMAIN, self.unique_id)}):
+                dev_reg.async_update_device(device.id, sw_version=info.version)
+        self.info = info
+        return True
+
+    @callback
+    def _set_disconnected(self, err: Exception) -> None:
+        now = dt_util.utcnow()
+        if self._disconnected_since is None:
+            self._disconnected_since = now
+        if not self._lost_logged:
+            LOGGER.info("Connection to the service at %s lost: %s", self.client.url, err)
+            self._lost_logged = True
+        elif (
+            not self._unreachable_issue
+            and now - self._disconnected_since >= UNREACHABLE_ISSUE_AFTER
+        ):
+            self._unreachable_issue = True
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self.unreachable_issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_UNREACHABLE,
+                translation_placeholders={"title": self.entry.title, "url": self.client.url},
+            )
+        if self.connected:
+            self.connected = False
+            self._notify_all(SourceUpdate(kind=UpdateKind.CONNECTION))
+
+    @callback
+    def _set_connected(self) -> None:
+        if self._lost_logged:
+            LOGGER.info("Connection to the service at %s restored", self.client.url)
+            self._lost_logged = False
+        if self._unreachable_issue:
+            ir.async_delete_issue(self.hass, DOMAIN, self.unreachable_issue_id)
+            self._unreachable_issue = False
+        self._disconnected_since = None
+        self.connected = True
+        self._notify_all(SourceUpdate(kind=UpdateKind.CONNECTION))
+
+    # Messages
+
+    def _begin_handshake(self) -> None:
+        self._resumed_from = self._resume_after()
+        self._handshake_seqs = set()
+        self._handshake_sources = set()
+
+    @callback
+    def _handle_message(self, message: WsMessage) -> bool:
+        """Apply one message; True when the subscription is complete."""
+        match message:
+            case EventMessage(event=event, replay=replay):
+                self._handshake_seqs.add(event.seq)
+                self._handle_event(event, replay=replay)
+            case LevelMessage(source=source_id, dbfs=dbfs):
+                if source_id in self.sources:
+                    self.levels[source_id] = dbfs
+                    self._notify(source_id, SourceUpdate(kind=UpdateKind.LEVEL))
+            case SourceMessage(source=source):
+                self._handshake_sources.add(source.id)
+                self._handle_source(source)
+            case SourceRemovedMessage(source_id=source_id):
+                self._remove_source(source_id)
+            case SubscribedMessage(last_seq=last_seq):
+                self._handle_subscribed(last_seq)
+                return True
+            case ErrorMessage(error=error):
+                LOGGER.warning("The service reported an error: %s", error)
+            case OverflowMessage():
+                LOGGER.debug("Fell behind the service's event stream; resuming")
+                self._overflowed = True
+        return False
+
+    @callback
+    def _handle_event(self, event: SoundEvent, *, replay: bool) -> None:
+        seq = event.seq
+        if self.last_seq is None or seq > self.last_seq:
+            self.last_seq = seq
+            started = True
+        elif seq in self._open_seqs:
+            started = False
+        else:
+            return  # already delivered in its final form
+        if started:
+            self.last_events[event.source] = event
+            self._fire(event, "start", replay)
+        if event.ongoing:
+            self._open_seqs.add(seq)
+            self._open_events[seq] = event
+        else:
+            self._open_seqs.discard(seq)
+            self._open_events.pop(seq, None)
+            self._fire(event, "end", replay)
+        self.latest[(event.source, event.category)] = event
+        self._store.async_delay_save(self._data_to_store, STORAGE_SAVE_DELAY)
+        self._notify(
+            event.source,
+            SourceUpdate(kind=UpdateKind.EVENT, event=event, started=started, replay=replay),
+        )
+
+    @callback
+    def _fire(self, event: SoundEvent, kind: str, replay: bool) -> None:
+        device = dr.async_get(self.hass).async_get_device(
+            identifiers={(DOMAIN, self.device_identifier(event.source))}
+        )
+        source = self.sources.get(event.source)
+        self.hass.bus.async_fire(
+            EVENT_SOUND,
+            {
+                "config_entry_id": self.entry.entry_id,
+                "device_id": device.id if device else None,
+                "source": event.source,
+                "source_name": source.name if source else None,
+                "type": kind,
+                "category": event.category,
+                "label": event.label,
+                "score": event.score,
+                "seq": event.seq,
+                "event_id": event.id,
+                "start": event.start.isoformat() if event.start else None,
+                "end": event.end.isoformat() if event.end else None,
+                "level_dbfs": event.level_dbfs,
+                "replay": replay,
+            },
+        )
+
+    @callback
+    def _handle_source(self, source: Source) -> None:
+        previous = self.sources.get(source.id)
+        self.sources[source.id] = source
+        if source.level_dbfs is not None:
+            self.levels[source.id] = source.level_dbfs
+        if previous is None:
+            LOGGER.debug("Source %s appeared", source.id)
+            for listener in list(self._new_source_listeners):
+                listener(source.id)
+            if self._wants_sensitivity(source):
+                self.entry.async_create_task(
+                    self.hass, self.async_push_sensitivity([source]), f"{DOMAIN} sensitivity"
+                )
+            return
+        if previous.name != source.name:
+            dev_reg = dr.async_get(self.hass)
+            if device := dev_reg.async_get_device(
+                identifiers={(DOMAIN, self.device_identifier(source.id))}
+            ):
+                dev_reg.async_update_device(device.id, name=source.name)
+        self._notify(source.id, SourceUpdate(kind=UpdateKind.SOURCE))
+
+    @callback
+    def _remove_source(self, source_id: str) -> None:
+        if self.sources.pop(source_id, None) is None:
+            return
+        LOGGER.debug("Source %s removed", source_id)
+        self.levels.pop(source_id, None)
+        self.last_events.pop(source_id, None)
+        for seq, event in list(self._open_events.items()):
+            if event.source == source_id:
+                del self._open_events[seq]
+                self._open_seqs.discard(seq)
+        for key in [key for key in self.latest if key[0] == source_id]:
+            del self.latest[key]
+        dev_reg = dr.async_get(self.hass)
+        if device := dev_reg.async_get_device(
+            identifiers={(DOMAIN, self.device_identifier(source_id))}
+        ):
+            dev_reg.async_update_device(device.id, remove_config_entry_id=self.entry.entry_id)
+
+    @callback
+    def _handle_subscribed(self, last_seq: int) -> None:
+        if self.last_seq is not None and last_seq < self.last_seq:
+            LOGGER.warning(
+                "The service's event log restarted (last seq %s, ours %s); following it",
+                last_seq,
+                self.last_seq,
+            )
+            self.last_seq = last_seq
+            self._drop_open(self._open_seqs)
+        elif self._resumed_from is not None:
+            # An open event the replay did not bring back is gone from the service's log.
+            self._drop_open(self._open_seqs - self._handshake_seqs)
+        if self.last_seq is None:
+            self.last_seq = last_seq
+        for source_id in set(self.sources) - self._handshake_sources:
+            self._remove_source(source_id)
+        self.async_remove_stale_devices()
+        self._store.async_delay_save(self._data_to_store, STORAGE_SAVE_DELAY)
+        self._set_connected()
+
+    @callback
+    def _drop_open(self, seqs: Iterable[int]) -> None:
+        for seq in list(seqs):
+            self._open_seqs.discard(seq)
+            if (event := self._open_events.pop(seq, None)) is not None:
+                self._notify(event.source, SourceUpdate(kind=UpdateKind.EVENT, event=event))
+
+    @callback
+    def async_remove_stale_devices(self) -> None:
+        """Remove devices of sources the service no longer has."""
+        dev_reg = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(dev_reg, self.entry.entry_id):
+            for domain, identifier in device.identifiers:
+                if domain != DOMAIN:
+                    continue
+                source_id = self.source_id_from_identifier(identifier)
+                if source_id is not None and source_id not in self.sources:
+                    dev_reg.async_update_device(
+                        device.id, remove_config_entry_id=self.entry.entry_id
+                    )
+
+    # Sensitivity
+
+    def _wants_sensitivity(self, source: Source) -> bool:
+        wanted = self.entry.options.get(CONF_SENSITIVITY)
+        return (
+            wanted is not None
+            and source.sensitivity != wanted
+            and source.id not in self._sensitivity_pending
+        )
+
+    async def async_push_sensitivity(self, sources: Iterable[Source] | None = None) -> None:
+        """Apply the configured sensitivity to sources that differ (all of them by default)."""
+        targets = [
+            source
+            for source in (self.sources.values() if sources is None else sources)
+            if self._wants_sensitivity(source)
+        ]
+        if targets:
+            await asyncio.gather(*(self._async_push_one(source.id) for source in targets))
+
+    async def _async_push_one(self, source_id: str) -> None:
+        sensitivity = self.entry.options[CONF_SENSITIVITY]
+        self._sensitivity_pending.add(source_id)
+        try:
+            source = await self.client.update_source(source_id, sensitivity=sensitivity)
+        except MidashengError as err:
+            LOGGER.warning("Could not set the sensitivity of %s: %s", source_id, err)
+            return
+        finally:
+            self._sensitivity_pending.discard(source_id)
+        if source_id in self.sources:
+            self.sources[source_id] = source
+
+    # Diagnostics
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Connection and resume state for diagnostics."""
+        return {
+            "connected": self.connected,
+            "reconnects": self.reconnects,
+            "disconnected_since": self._disconnected_since,
+            "last_seq": self.last_seq,
+            "open_seqs": sorted(self._open_seqs),
+            "levels": dict(self.levels),
+            "last_events": {
+                source_id: event.as_dict() for source_id, event in self.last_events.items()
+            },
+        }

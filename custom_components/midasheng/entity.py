@@ -1,0 +1,61 @@
+"""Base entity for MiDasheng Audio: one device per audio source."""
+
+from __future__ import annotations
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import DOMAIN
+from .coordinator import MidashengCoordinator, SourceUpdate, UpdateKind
+
+MANUFACTURER = "MiDasheng"
+
+
+class MidashengEntity(Entity):
+    """An entity of one audio source, updated by the push connection."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self,
+        coordinator: MidashengCoordinator,
+        source_id: str,
+        description: EntityDescription,
+    ) -> None:
+        """Attach the entity to its source's device."""
+        self.coordinator = coordinator
+        self.source_id = source_id
+        self.entity_description = description
+        self._attr_unique_id = f"{coordinator.unique_id}_{source_id}_{description.key}"
+        source = coordinator.sources[source_id]
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, coordinator.device_identifier(source_id))},
+            name=source.name,
+            manufacturer=MANUFACTURER,
+            model="Audio source",
+            model_id=source.kind,
+            via_device=(DOMAIN, coordinator.unique_id),
+        )
+
+    @property
+    def available(self) -> bool:
+        """Available while the push connection is up and the source exists."""
+        return self.coordinator.connected and self.source_id in self.coordinator.sources
+
+    async def async_added_to_hass(self) -> None:
+        """Listen to the source's updates."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_source_listener(self.source_id, self._handle_update)
+        )
+
+    @callback
+    def _handle_update(self, update: SourceUpdate) -> None:
+        if self._wants_update(update):
+            self.async_write_ha_state()
+
+    def _wants_update(self, update: SourceUpdate) -> bool:
+        """Whether an update changes this entity; connection and source changes always do."""
+        return update.kind in (UpdateKind.CONNECTION, UpdateKind.SOURCE)

@@ -1,0 +1,221 @@
+"""Fixtures for MiDasheng Audio integration tests: a mock client and a fake push stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Generator
+import copy
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import AsyncMock, MagicMock, PropertyMock, patch
+
+from homeassistant.const import CONF_TOKEN, CONF_URL
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.midasheng.api import (
+    MidashengConnectionError,
+    ServiceInfo,
+    Source,
+    WsMessage,
+    parse_message,
+)
+from custom_components.midasheng.const import DOMAIN
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SERVICE_ID = "3f0c9d2e8a7b4c1d9e6f5a4b3c2d1e0f"
+URL = "http://127.0.0.1:8765"
+TOKEN = "secret-token"
+
+
+def load_json(name: str) -> Any:
+    """Load a JSON fixture."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+def event_message(
+    seq: int,
+    category: str = "smoke_alarm",
+    *,
+    source: str = "kitchen",
+    ended: bool = False,
+    replay: bool = False,
+    score: float = 0.97,
+) -> dict[str, Any]:
+    """An `event` WebSocket message in the wire format."""
+    message = copy.deepcopy(load_json("event_smoke_start.json"))
+    event = message["event"]
+    event.update(
+        seq=seq,
+        id=f"event-{seq}",
+        source=source,
+        category=category,
+        label=category.replace("_", " ").capitalize(),
+        score=score,
+    )
+    if ended:
+        event.update(end="2026-11-22T10:00:11.500+00:00", duration=8.0)
+    if replay:
+        message["replay"] = True
+    return message
+
+
+def source_message(source: dict[str, Any]) -> dict[str, Any]:
+    """A `source` WebSocket message."""
+    return {"type": "source", "source": source}
+
+
+def handshake(
+    sources: list[dict[str, Any]] | None = None, last_seq: int = 41
+) -> list[dict[str, Any]]:
+    """What the service sends after `subscribe` (without replay): sources, then subscribed."""
+    if sources is None:
+        sources = load_json("sources.json")["sources"]
+    return [*(source_message(s) for s in sources), {"type": "subscribed", "last_seq": last_seq}]
+
+
+class FakeService:
+    """The service's WebSocket as the client boundary sees it: typed messages the test sends."""
+
+    def __init__(self) -> None:
+        """Nothing subscribed yet."""
+        self.subscriptions: list[int | None] = []
+        self._queue: asyncio.Queue[WsMessage | BaseException] | None = None
+
+    async def subscribe(self, after: int | None = None) -> AsyncIterator[WsMessage]:
+        """Stand-in for MidashengClient.subscribe: yield what the test sends."""
+        self.subscriptions.append(after)
+        queue: asyncio.Queue[WsMessage | BaseException] = asyncio.Queue()
+        self._queue = queue
+        while True:
+            item = await queue.get()
+            try:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            finally:
+                queue.task_done()
+
+    async def wait_subscriptions(self, count: int) -> None:
+        """Wait until the integration has subscribed `count` times."""
+        for _ in range(200):
+            if len(self.subscriptions) >= count:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"{len(self.subscriptions)} subscriptions, expected {count}")
+
+    async def send(self, *messages: dict[str, Any]) -> None:
+        """Deliver JSON messages through the real parser and wait until they are handled."""
+        assert self._queue is not None, "nobody subscribed"
+        for message in messages:
+            parsed = parse_message(message)
+            assert parsed is not None
+            await self._queue.put(parsed)
+        await self._queue.join()
+
+    async def drop(self, error: BaseException | None = None) -> None:
+        """Break the current subscription."""
+        assert self._queue is not None, "nobody subscribed"
+        await self._queue.put(error or MidashengConnectionError("connection reset"))
+        await self._queue.join()
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load the integration from custom_components."""
+
+
+@pytest.fixture(autouse=True)
+def fast_reconnect() -> Generator[None]:
+    """Reconnect without waiting."""
+    with (
+        patch("custom_components.midasheng.coordinator.RECONNECT_MIN_DELAY", 0),
+        patch("custom_components.midasheng.coordinator.RECONNECT_MAX_DELAY", 0),
+    ):
+        yield
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots with Home Assistant's serializer (ids and times left out)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Create entities that are disabled by default as enabled."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
+
+
+@pytest.fixture
+def mock_setup_entry() -> Generator[AsyncMock]:
+    """Skip setting up the entry (config flow tests)."""
+    with patch("custom_components.midasheng.async_setup_entry", return_value=True) as mock_setup:
+        yield mock_setup
+
+
+@pytest.fixture
+def mock_config_entry() -> MockConfigEntry:
+    """A configured service."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="MiDasheng Audio",
+        unique_id=SERVICE_ID,
+        data={CONF_URL: URL, CONF_TOKEN: TOKEN},
+    )
+
+
+@pytest.fixture
+def fake_service() -> FakeService:
+    """The push side of the service."""
+    return FakeService()
+
+
+@pytest.fixture
+def mock_client(fake_service: FakeService) -> Generator[MagicMock]:
+    """An autospec'd MidashengClient answering from the JSON fixtures."""
+    with (
+        patch("custom_components.midasheng.MidashengClient", autospec=True) as client_class,
+        patch("custom_components.midasheng.config_flow.MidashengClient", new=client_class),
+    ):
+        client = client_class.return_value
+        client.url = URL
+        client.info.return_value = ServiceInfo.from_dict(load_json("info.json"))
+        client.sources.return_value = [
+            Source.from_dict(source) for source in load_json("sources.json")["sources"]
+        ]
+        client.subscribe.side_effect = fake_service.subscribe
+
+        async def update_source(source_id: str, **changes: Any) -> Source:
+            sources = {s["id"]: s for s in load_json("sources.json")["sources"]}
+            source = sources.get(source_id, {**sources["kitchen"], "id": source_id})
+            return Source.from_dict({**source, **{k: v for k, v in changes.items() if v}})
+
+        client.update_source.side_effect = update_source
+        yield client
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+) -> MockConfigEntry:
+    """Set up the integration and complete the WebSocket handshake."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    return mock_config_entry

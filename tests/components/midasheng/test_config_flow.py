@@ -1,0 +1,501 @@
+"""Tests for the MiDasheng Audio config and options flows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import ip_address
+from unittest.mock import AsyncMock, MagicMock, patch
+
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
+from homeassistant.const import CONF_NAME, CONF_TOKEN, CONF_URL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.midasheng.api import (
+    MidashengAuthError,
+    MidashengConnectionError,
+    MidashengNotFoundError,
+    MidashengResponseError,
+    Source,
+)
+from custom_components.midasheng.const import (
+    CONF_CAMERA,
+    CONF_CATEGORIES,
+    CONF_SENSITIVITY,
+    CONF_SOURCE,
+    DOMAIN,
+)
+
+from .conftest import SERVICE_ID, TOKEN, URL
+
+ZEROCONF_INFO = ZeroconfServiceInfo(
+    ip_address=ip_address("192.168.1.20"),
+    ip_addresses=[ip_address("192.168.1.20")],
+    hostname="midasheng.local.",
+    name="MiDasheng Audio._midasheng._tcp.local.",
+    port=8765,
+    properties={"id": SERVICE_ID, "version": "0.1.0", "api": "1"},
+    type="_midasheng._tcp.local.",
+)
+DISCOVERED_URL = "http://192.168.1.20:8765"
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow(hass: HomeAssistant, mock_client: MagicMock) -> None:
+    """The user enters a URL and token; the entry is keyed by the service id."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "127.0.0.1", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "MiDasheng Audio"
+    assert result["data"] == {CONF_URL: URL, CONF_TOKEN: TOKEN}
+    assert result["result"].unique_id == SERVICE_ID
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow_without_token(hass: HomeAssistant, mock_client: MagicMock) -> None:
+    """A service on loopback may have no token."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "http://localhost:8765/"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_URL: "http://localhost:8765", CONF_TOKEN: ""}
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+@pytest.mark.parametrize(
+    ("side_effect", "url", "errors"),
+    [
+        (MidashengConnectionError("refused"), URL, {"base": "cannot_connect"}),
+        (MidashengAuthError("wrong token"), URL, {CONF_TOKEN: "invalid_auth"}),
+        (MidashengResponseError("not found", 404), URL, {CONF_URL: "invalid_url"}),
+        (None, "ftp://nas.local", {CONF_URL: "invalid_url"}),
+        (RuntimeError("boom"), URL, {"base": "unknown"}),
+    ],
+)
+async def test_user_flow_errors(
+    hass: HomeAssistant,
+    mock_client: MagicMock,
+    side_effect: Exception | None,
+    url: str,
+    errors: dict[str, str],
+) -> None:
+    """Errors are shown in the form, and the flow recovers once they are fixed."""
+    info = mock_client.info.return_value
+    mock_client.info.side_effect = side_effect
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: url, CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+
+    mock_client.info.side_effect = None
+    mock_client.info.return_value = info
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: URL, CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow_incompatible(hass: HomeAssistant, mock_client: MagicMock) -> None:
+    """A service speaking another API version is refused in the form."""
+    mock_client.info.return_value = replace(mock_client.info.return_value, api=2)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: URL, CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "incompatible_version"}
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow_already_configured(
+    hass: HomeAssistant, mock_client: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    """The same service (by its id, whatever the URL) cannot be added twice."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "http://midasheng.local:8765", CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_zeroconf_flow(hass: HomeAssistant, mock_client: MagicMock) -> None:
+    """A discovered service without a token is added after confirmation."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=ZEROCONF_INFO
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "zeroconf_confirm"
+    assert result["description_placeholders"] == {
+        "name": "MiDasheng Audio",
+        "url": DISCOVERED_URL,
+    }
+    assert list(result["data_schema"].schema) == []
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_URL: DISCOVERED_URL, CONF_TOKEN: ""}
+    assert result["result"].unique_id == SERVICE_ID
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_zeroconf_flow_with_token(hass: HomeAssistant, mock_client: MagicMock) -> None:
+    """A discovered service that needs a token asks for it, and checks it."""
+    info = mock_client.info.return_value
+    mock_client.info.side_effect = MidashengAuthError("token needed")
+    discovery = replace(
+        ZEROCONF_INFO, properties={"path": "audio/"}, name="midasheng._midasheng._tcp.local."
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=discovery
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["description_placeholders"]["name"] == "midasheng"
+    assert CONF_TOKEN in result["data_schema"].schema
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "wrong"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+
+    mock_client.info.side_effect = None
+    mock_client.info.return_value = info
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: TOKEN})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_URL: f"{DISCOVERED_URL}/audio", CONF_TOKEN: TOKEN}
+    assert result["result"].unique_id == SERVICE_ID
+
+
+@pytest.mark.parametrize("properties", [{"id": SERVICE_ID}, {}])
+async def test_zeroconf_already_configured_updates_url(
+    hass: HomeAssistant,
+    mock_client: MagicMock,
+    mock_config_entry: MockConfigEntry,
+    properties: dict[str, str],
+) -> None:
+    """Rediscovering a configured service updates its URL (by TXT id or by asking it)."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_ZEROCONF},
+        data=replace(ZEROCONF_INFO, properties=properties),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert mock_config_entry.data[CONF_URL] == DISCOVERED_URL
+
+
+@pytest.mark.parametrize(
+    ("side_effect", "api", "reason"),
+    [
+        (MidashengConnectionError("refused"), 1, "cannot_connect"),
+        (None, 2, "incompatible_version"),
+    ],
+)
+async def test_zeroconf_abort(
+    hass: HomeAssistant,
+    mock_client: MagicMock,
+    side_effect: Exception | None,
+    api: int,
+    reason: str,
+) -> None:
+    """A discovered service that cannot be used aborts the discovery."""
+    mock_client.info.side_effect = side_effect
+    mock_client.info.return_value = replace(mock_client.info.return_value, api=api)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=ZEROCONF_INFO
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_reauth_flow(
+    hass: HomeAssistant, mock_client: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    """A rejected token is replaced through reauthentication."""
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reauth_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reauth_confirm"
+
+    mock_client.info.side_effect = MidashengAuthError("wrong token")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "still-wrong"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+
+    mock_client.info.side_effect = MidashengConnectionError("refused")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "new-token"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    mock_client.info.side_effect = None
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "new-token"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data == {CONF_URL: URL, CONF_TOKEN: "new-token"}
+
+
+async def test_reauth_flow_wrong_service(
+    hass: HomeAssistant, mock_client: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    """Reauthentication against a different service is refused."""
+    mock_config_entry.add_to_hass(hass)
+    mock_client.info.return_value = replace(mock_client.info.return_value, id="other")
+    result = await mock_config_entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: TOKEN})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_service"
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_reconfigure_flow(
+    hass: HomeAssistant, mock_client: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    """URL and token can be changed; errors are shown in the form."""
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "gopher://nas", CONF_TOKEN: TOKEN}
+    )
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "nas.local", CONF_TOKEN: "new-token"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data == {
+        CONF_URL: "http://nas.local:8765",
+        CONF_TOKEN: "new-token",
+    }
+
+
+async def test_reconfigure_flow_wrong_service(
+    hass: HomeAssistant, mock_client: MagicMock, mock_config_entry: MockConfigEntry
+) -> None:
+    """Reconfiguring to another service's URL is refused."""
+    mock_config_entry.add_to_hass(hass)
+    mock_client.info.return_value = replace(mock_client.info.return_value, id="other")
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "http://other:8765"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_service"
+    assert mock_config_entry.data[CONF_URL] == URL
+
+
+async def test_options_not_loaded(hass: HomeAssistant, mock_config_entry: MockConfigEntry) -> None:
+    """Options need a connected service."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+
+
+async def test_options_settings(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
+) -> None:
+    """Categories and sensitivity apply without a restart: fewer sensors, sources patched."""
+    assert hass.states.get("binary_sensor.kitchen_cough")
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "settings"
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_CATEGORIES: ["smoke_alarm", "co_alarm"], CONF_SENSITIVITY: "high"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert init_integration.options == {
+        CONF_CATEGORIES: ["smoke_alarm", "co_alarm"],
+        CONF_SENSITIVITY: "high",
+    }
+    assert init_integration.state is ConfigEntryState.LOADED
+    assert hass.states.get("binary_sensor.kitchen_smoke_alarm")
+    assert hass.states.get("binary_sensor.kitchen_cough") is None
+    assert sorted(call.args[0] for call in mock_client.update_source.await_args_list) == [
+        "hall",
+        "kitchen",
+    ]
+    assert all(
+        call.kwargs == {"sensitivity": "high"} for call in mock_client.update_source.await_args_list
+    )
+
+
+async def _open_options_step(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> dict:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+
+
+async def test_options_add_camera(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
+) -> None:
+    """A camera's stream URL is sent to the service under the camera's name."""
+    hass.states.async_set("camera.front_door", "idle", {"friendly_name": "Front door"})
+    mock_client.create_source.return_value = Source(
+        id="front_door", name="Front door", kind="ffmpeg", url="rtsp://cam"
+    )
+    result = await _open_options_step(hass, init_integration, "add_camera")
+    assert result["step_id"] == "add_camera"
+    with patch(
+        "custom_components.midasheng.config_flow.async_get_stream_source",
+        return_value="rtsp://cam",
+    ):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_CAMERA: "camera.front_door"}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "source_added"
+    assert result["description_placeholders"] == {"name": "Front door"}
+    mock_client.create_source.assert_awaited_once_with(
+        "Front door", url="rtsp://cam", sensitivity=None
+    )
+    assert init_integration.options == {}
+
+
+@pytest.mark.parametrize(
+    ("stream", "create_error", "errors"),
+    [
+        (AsyncMock(return_value=None), None, {CONF_CAMERA: "no_stream_source"}),
+        (
+            AsyncMock(side_effect=HomeAssistantError("no camera")),
+            None,
+            {CONF_CAMERA: "no_stream_source"},
+        ),
+        (
+            AsyncMock(return_value="rtsp://cam"),
+            MidashengResponseError("bad scheme", 400),
+            {"base": "invalid_source"},
+        ),
+        (
+            AsyncMock(return_value="rtsp://cam"),
+            MidashengConnectionError("refused"),
+            {"base": "cannot_connect"},
+        ),
+    ],
+)
+async def test_options_add_camera_errors(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_client: MagicMock,
+    stream: AsyncMock,
+    create_error: Exception | None,
+    errors: dict[str, str],
+) -> None:
+    """Cameras without a stream and refused sources are reported in the form."""
+    mock_client.create_source.side_effect = create_error
+    result = await _open_options_step(hass, init_integration, "add_camera")
+    with patch("custom_components.midasheng.config_flow.async_get_stream_source", stream):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_CAMERA: "camera.gone"}
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+
+
+async def test_options_add_url(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
+) -> None:
+    """A stream URL is added under the given name, with the configured sensitivity."""
+    hass.config_entries.async_update_entry(init_integration, options={CONF_SENSITIVITY: "low"})
+    await hass.async_block_till_done()
+    mock_client.create_source.side_effect = [
+        MidashengResponseError("unsupported URL scheme", 400),
+        Source(id="garage", name="Garage", kind="ffmpeg", url="rtsp://garage"),
+    ]
+    result = await _open_options_step(hass, init_integration, "add_url")
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_NAME: "Garage", CONF_URL: "gopher://garage"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_source"}
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_NAME: "Garage", CONF_URL: "rtsp://garage"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "source_added"
+    mock_client.create_source.assert_awaited_with("Garage", url="rtsp://garage", sensitivity="low")
+
+
+@pytest.mark.parametrize("error", [None, MidashengNotFoundError("gone", 404)])
+async def test_options_remove_source(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_client: MagicMock,
+    error: Exception | None,
+) -> None:
+    """A source is deleted on the service (already gone counts as done)."""
+    mock_client.delete_source.side_effect = error
+    result = await _open_options_step(hass, init_integration, "remove_source")
+    assert result["step_id"] == "remove_source"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SOURCE: "hall"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "source_removed"
+    assert result["description_placeholders"] == {"name": "Hall"}
+    mock_client.delete_source.assert_awaited_once_with("hall")
+
+
+@pytest.mark.parametrize(
+    "error", [MidashengConnectionError("refused"), MidashengResponseError("boom", 500)]
+)
+async def test_options_remove_source_error(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_client: MagicMock,
+    error: Exception,
+) -> None:
+    """A failed delete is reported in the form."""
+    mock_client.delete_source.side_effect = error
+    result = await _open_options_step(hass, init_integration, "remove_source")
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_SOURCE: "kitchen"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_options_remove_source_none_left(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Nothing to remove when the service has no sources."""
+    init_integration.runtime_data.coordinator.sources.clear()
+    result = await _open_options_step(hass, init_integration, "remove_source")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_sources"

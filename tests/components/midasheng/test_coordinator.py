@@ -1,0 +1,502 @@
+"""Tests for the push connection: events, resume, dedupe, availability and dynamic sources."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+import logging
+from typing import Any
+from unittest.mock import MagicMock, patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.midasheng.api import (
+    Category,
+    MidashengAuthError,
+    MidashengConnectionError,
+    MidashengResponseError,
+)
+from custom_components.midasheng.const import CONF_SENSITIVITY, DOMAIN, EVENT_SOUND
+
+from .conftest import SERVICE_ID, FakeService, event_message, handshake, load_json
+
+SMOKE = "binary_sensor.kitchen_smoke_alarm"
+LAST_SOUND = "sensor.kitchen_last_sound"
+EVENT = "event.kitchen_sound"
+
+
+async def test_unavailable_until_subscribed(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+) -> None:
+    """Entities exist from the REST state but are available only once the push is live."""
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
+    await fake_service.wait_subscriptions(1)
+    assert fake_service.subscriptions == [None]
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+async def test_event_start_and_end(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """A start turns the sensor on, fires the bus and event entity; the end turns it off."""
+    bus = async_capture_events(hass, EVENT_SOUND)
+    await fake_service.send(event_message(42))
+    await hass.async_block_till_done()
+
+    state = hass.states.get(SMOKE)
+    assert state.state == STATE_ON
+    assert state.attributes["score"] == 0.97
+    assert state.attributes["label"] == "Smoke alarm"
+    assert state.attributes["event_id"] == "event-42"
+    assert hass.states.get(LAST_SOUND).state == "smoke_alarm"
+    event_state = hass.states.get(EVENT)
+    assert event_state.attributes["event_type"] == "smoke_alarm"
+    assert event_state.attributes["seq"] == 42
+    assert event_state.attributes["replay"] is False
+
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    assert len(bus) == 1
+    assert bus[0].data == {
+        "config_entry_id": init_integration.entry_id,
+        "device_id": device.id,
+        "source": "kitchen",
+        "source_name": "Kitchen",
+        "type": "start",
+        "category": "smoke_alarm",
+        "label": "Smoke alarm",
+        "score": 0.97,
+        "seq": 42,
+        "event_id": "event-42",
+        "start": "2026-11-22T10:00:03.500000+00:00",
+        "end": None,
+        "level_dbfs": -18.2,
+        "replay": False,
+    }
+
+    # The same start again (a resume overlap) changes nothing.
+    await fake_service.send(event_message(42))
+    await hass.async_block_till_done()
+    assert len(bus) == 1
+
+    await fake_service.send(event_message(42, ended=True, score=0.99))
+    await hass.async_block_till_done()
+    state = hass.states.get(SMOKE)
+    assert state.state == STATE_OFF
+    assert state.attributes["score"] == 0.99
+    assert [e.data["type"] for e in bus] == ["start", "end"]
+    assert bus[1].data["end"] == "2026-11-22T10:00:11.500000+00:00"
+    # The event entity fires on starts only.
+    assert hass.states.get(EVENT).state == event_state.state
+
+    # A repeated end is a duplicate.
+    await fake_service.send(event_message(42, ended=True))
+    await hass.async_block_till_done()
+    assert len(bus) == 2
+
+
+async def test_overlapping_events_of_one_category(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """The sensor stays on until every ongoing event of its category has ended."""
+    await fake_service.send(event_message(42), event_message(43, score=0.5))
+    await fake_service.send(event_message(42, ended=True))
+    await hass.async_block_till_done()
+    state = hass.states.get(SMOKE)
+    assert state.state == STATE_ON
+    assert state.attributes["event_id"] == "event-43"
+    await fake_service.send(event_message(43, ended=True))
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+async def test_replayed_ended_event_does_not_turn_on(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """An event that already ended fires start and end on the bus but leaves the sensor off."""
+    bus = async_capture_events(hass, EVENT_SOUND)
+    states = async_capture_events(hass, "state_changed")
+    await fake_service.send(event_message(42, "glass_break", ended=True, replay=True))
+    await hass.async_block_till_done()
+    assert [(e.data["type"], e.data["replay"]) for e in bus] == [("start", True), ("end", True)]
+    assert hass.states.get("binary_sensor.kitchen_glass_break").state == STATE_OFF
+    assert not [
+        e
+        for e in states
+        if e.data["entity_id"] == "binary_sensor.kitchen_glass_break"
+        and e.data["new_state"].state == STATE_ON
+    ]
+    assert hass.states.get(EVENT).attributes["event_type"] == "glass_break"
+    assert hass.states.get(EVENT).attributes["replay"] is True
+    assert hass.states.get(LAST_SOUND).state == "glass_break"
+
+
+async def test_unknown_category_and_source(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """Events of categories or sources the entry does not know still reach the bus."""
+    bus = async_capture_events(hass, EVENT_SOUND)
+    await fake_service.send(event_message(42, "tuba"), event_message(43, source="attic"))
+    await hass.async_block_till_done()
+    assert [(e.data["category"], e.data["source_name"], e.data["device_id"]) for e in bus] == [
+        ("tuba", "Kitchen", bus[0].data["device_id"]),
+        ("smoke_alarm", None, None),
+    ]
+    assert hass.states.get(LAST_SOUND).state == "unknown"
+    assert hass.states.get(EVENT).state == "unknown"
+
+
+async def test_disconnect_resume_and_recovery(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    mock_client: MagicMock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A drop makes entities unavailable (logged once); the resume delivers what was missed."""
+    caplog.set_level(logging.INFO)
+    bus = async_capture_events(hass, EVENT_SOUND)
+    await fake_service.send(event_message(42), event_message(43, "dog_bark", ended=True))
+    await hass.async_block_till_done()
+    assert len(bus) == 3
+
+    mock_client.subscribe.side_effect = [
+        MidashengConnectionError("refused"),
+        MidashengConnectionError("refused"),
+        fake_service.subscribe(47),
+    ]
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
+    assert hass.states.get(LAST_SOUND).state == STATE_UNAVAILABLE
+    assert caplog.text.count("lost") == 1
+    # Resumed just before the event still open here (42), not after the last seq (43).
+    assert [call.kwargs for call in mock_client.subscribe.call_args_list[-3:]] == [
+        {"after": 41},
+        {"after": 41},
+        {"after": 41},
+    ]
+    assert mock_client.info.await_count == 4
+
+    # The replay: 42 ended meanwhile, 43 is old news, 44 is new.
+    await fake_service.send(
+        event_message(42, ended=True, replay=True),
+        event_message(43, "dog_bark", ended=True, replay=True),
+        event_message(44, "doorbell", replay=True),
+        *handshake(last_seq=44),
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert hass.states.get("binary_sensor.kitchen_doorbell").state == STATE_ON
+    assert [(e.data["seq"], e.data["type"]) for e in bus[3:]] == [(42, "end"), (44, "start")]
+    assert caplog.text.count("restored") == 1
+    assert init_integration.runtime_data.coordinator.reconnects == 3
+
+
+async def test_subscription_ending_quietly_reconnects(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    mock_client: MagicMock,
+) -> None:
+    """A subscription that just ends is a disconnect too."""
+
+    async def ended(after: int | None = None):
+        return
+        yield
+
+    mock_client.subscribe.side_effect = [ended(), fake_service.subscribe(41)]
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+async def test_unexpected_error_reconnects(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in handling a message is logged and the connection is re-established."""
+    await fake_service.drop(RuntimeError("bug"))
+    await hass.async_block_till_done()
+    assert "Unexpected error in the push connection" in caplog.text
+    await fake_service.wait_subscriptions(2)
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+async def test_unreachable_repair_issue(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    mock_client: MagicMock,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A service unreachable for long raises a repair issue that clears on reconnect."""
+    issue_id = f"service_unreachable_{init_integration.entry_id}"
+    attempts = 0
+
+    def refuse(after: int | None = None):
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            freezer.tick(timedelta(minutes=11))
+        if attempts < 5:
+            raise MidashengConnectionError("refused")
+        return fake_service.subscribe(after)
+
+    mock_client.subscribe.side_effect = refuse
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "title": "MiDasheng Audio",
+        "url": "http://127.0.0.1:8765",
+    }
+
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_auth_error_starts_reauth(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    mock_client: MagicMock,
+) -> None:
+    """A token rejected on reconnect stops the connection and starts reauthentication."""
+    mock_client.info.side_effect = MidashengAuthError("wrong token")
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert init_integration.runtime_data.coordinator._task.done()
+
+
+async def test_overflow_resumes_at_once(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After an overflow the connection resumes immediately, staying available."""
+    caplog.set_level(logging.INFO)
+    await fake_service.send({"type": "overflow"})
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    assert fake_service.subscriptions == [None, 41]
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert "lost" not in caplog.text
+
+
+async def test_service_log_reset(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """A service whose event log restarted lower is followed, not ignored."""
+    await fake_service.send(event_message(42))
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    await fake_service.send(*handshake(last_seq=3))
+    await fake_service.send(event_message(4, "cat"))
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert hass.states.get("binary_sensor.kitchen_cat").state == STATE_ON
+
+
+async def test_service_changed_reloads(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    mock_client: MagicMock,
+) -> None:
+    """New categories after a service restart reload the entry; a new version is recorded."""
+    info = mock_client.info.return_value
+    relabelled = (replace(info.categories[0], labels=("Beep",)), *info.categories[1:])
+    mock_client.info.return_value = replace(info, version="0.2.0", categories=relabelled)
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    await fake_service.send(*handshake())
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, SERVICE_ID)})
+    assert device.sw_version == "0.2.0"
+    assert len(fake_service.subscriptions) == 2  # no reload for new labels
+
+    mock_client.info.return_value = replace(
+        info, categories=(*info.categories, Category(id="tuba", name="Tuba"))
+    )
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.LOADED
+    await fake_service.wait_subscriptions(3)
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    state = hass.states.get("binary_sensor.kitchen_tuba")
+    assert state.state == STATE_OFF
+    assert state.name == "Kitchen Tuba"
+
+
+async def test_service_error_message_logged(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An error message from the service is logged; the connection goes on."""
+    await fake_service.send({"type": "error", "error": "bad message"})
+    assert "The service reported an error: bad message" in caplog.text
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+async def test_dynamic_sources(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    mock_client: MagicMock,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Sources created, renamed or deleted on the service follow without a reload."""
+    garage = {**load_json("sources.json")["sources"][0], "id": "garage", "name": "Garage"}
+    await fake_service.send({"type": "source", "source": garage})
+    await hass.async_block_till_done()
+    device = device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_garage")})
+    assert device is not None
+    assert hass.states.get("binary_sensor.garage_smoke_alarm").state == STATE_OFF
+    assert hass.states.get("sensor.garage_sound_level").state == "-42.1"
+    mock_client.update_source.assert_not_called()
+
+    await fake_service.send({"type": "source", "source": {**garage, "name": "Workshop"}})
+    await hass.async_block_till_done()
+    assert device_registry.async_get(device.id).name == "Workshop"
+
+    await fake_service.send(event_message(42, source="garage"))
+    await hass.async_block_till_done()
+    assert hass.states.get("binary_sensor.garage_smoke_alarm").state == STATE_ON
+    await fake_service.send({"type": "source_removed", "source": {"id": "garage"}})
+    await fake_service.send({"type": "source_removed", "source": {"id": "garage"}})
+    await hass.async_block_till_done()
+    assert device_registry.async_get(device.id) is None
+    assert hass.states.get("binary_sensor.garage_smoke_alarm") is None
+    assert not entity_registry.async_get("binary_sensor.garage_smoke_alarm")
+
+    # Created again later: a fresh device and entities.
+    await fake_service.send({"type": "source", "source": garage})
+    await hass.async_block_till_done()
+    assert hass.states.get("binary_sensor.garage_smoke_alarm").state == STATE_OFF
+
+
+async def test_source_gone_while_disconnected(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A source missing from the resubscribe handshake is removed with its device."""
+    await fake_service.send(event_message(42, source="hall"))
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    await fake_service.send(
+        *handshake(sources=load_json("sources.json")["sources"][:1], last_seq=42)
+    )
+    await hass.async_block_till_done()
+    assert device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_hall")}) is None
+    assert hass.states.get("binary_sensor.hall_smoke_alarm") is None
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+@pytest.mark.parametrize("patch_error", [None, MidashengResponseError("boom", 500)])
+async def test_sensitivity_pushed_to_new_sources(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    patch_error: Exception | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The configured sensitivity is applied to sources that differ, old and new."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(mock_config_entry, options={CONF_SENSITIVITY: "high"})
+    hall = mock_client.sources.return_value[1]
+    mock_client.sources.return_value[1] = replace(hall, sensitivity="high")
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert [call.args for call in mock_client.update_source.await_args_list] == [("kitchen",)]
+
+    if patch_error:
+        mock_client.update_source.side_effect = patch_error
+    await fake_service.wait_subscriptions(1)
+    await fake_service.send(*handshake())
+    garage = {**load_json("sources.json")["sources"][0], "id": "garage", "name": "Garage"}
+    await fake_service.send({"type": "source", "source": garage})
+    await hass.async_block_till_done()
+    assert mock_client.update_source.await_args.args == ("garage",)
+    assert mock_client.update_source.await_args.kwargs == {"sensitivity": "high"}
+    if patch_error:
+        assert "Could not set the sensitivity of garage: boom" in caplog.text
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_source_state_changes(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+) -> None:
+    """A source's new state reaches its entities."""
+    kitchen = load_json("sources.json")["sources"][0]
+    with patch.object(
+        init_integration.runtime_data.coordinator,
+        "_notify",
+        wraps=init_integration.runtime_data.coordinator._notify,
+    ) as notify:
+        await fake_service.send(
+            {"type": "source", "source": {**kitchen, "state": "retrying", "error": "EOF"}}
+        )
+    assert notify.call_args.args[0] == "kitchen"
+    assert init_integration.runtime_data.coordinator.sources["kitchen"].state == "retrying"
+
+
+async def test_level_for_unknown_source_ignored(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """Levels of sources the entry does not know are dropped."""
+    await fake_service.send({"type": "level", "source": "attic", "dbfs": -3.0})
+    assert "attic" not in init_integration.runtime_data.coordinator.levels
+
+
+async def test_diagnostics_state(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """The coordinator reports its resume point."""
+    await fake_service.send(event_message(42))
+    data: dict[str, Any] = init_integration.runtime_data.coordinator.diagnostics()
+    assert data["connected"]
+    assert data["last_seq"] == 42
+    assert data["open_seqs"] == [42]

@@ -1,0 +1,272 @@
+"""Tests for setting up, unloading and removing MiDasheng Audio entries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from unittest.mock import MagicMock
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.midasheng.api import (
+    MidashengAuthError,
+    MidashengConnectionError,
+    MidashengResponseError,
+)
+from custom_components.midasheng.const import DOMAIN
+
+from .conftest import SERVICE_ID, FakeService, event_message, handshake
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Unloading closes the push connection, saves the resume point and leaves no timer."""
+    coordinator = init_integration.runtime_data.coordinator
+    task = coordinator._task
+    assert task is not None
+    assert not task.done()
+    assert hass.states.get("binary_sensor.kitchen_smoke_alarm").state == "off"
+    await fake_service.send(event_message(42, "cat"))
+    store = coordinator._store
+    assert store._delay_handle is not None
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.NOT_LOADED
+    assert task.done()
+    assert coordinator._task is None
+    assert store._delay_handle is None
+    assert store._unsub_final_write_listener is None
+    data = hass_storage[f"{DOMAIN}.{init_integration.entry_id}"]["data"]
+    assert data["last_seq"] == 42
+    assert data["open_seqs"] == [42]
+    assert data["last_events"]["kitchen"]["category"] == "cat"
+    assert hass.states.get("binary_sensor.kitchen_smoke_alarm").state == "unavailable"
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "state"),
+    [
+        ("info", MidashengConnectionError("refused"), ConfigEntryState.SETUP_RETRY),
+        ("sources", MidashengConnectionError("refused"), ConfigEntryState.SETUP_RETRY),
+        ("info", MidashengResponseError("garbage"), ConfigEntryState.SETUP_RETRY),
+        ("info", MidashengAuthError("wrong token"), ConfigEntryState.SETUP_ERROR),
+    ],
+)
+async def test_setup_errors(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    method: str,
+    error: Exception,
+    state: ConfigEntryState,
+) -> None:
+    """An unreachable service is retried; a rejected token starts reauthentication."""
+    getattr(mock_client, method).side_effect = error
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is state
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == (
+        [SOURCE_REAUTH] if state is ConfigEntryState.SETUP_ERROR else []
+    )
+
+
+async def test_setup_incompatible_version(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    issue_registry: ir.IssueRegistry,
+    fake_service: FakeService,
+) -> None:
+    """A service with another API version is a setup error with a repair issue."""
+    info = mock_client.info.return_value
+    mock_client.info.return_value = replace(info, api=2, version="2.0.0")
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    issue = issue_registry.async_get_issue(
+        DOMAIN, f"incompatible_version_{mock_config_entry.entry_id}"
+    )
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "title": "MiDasheng Audio",
+        "version": "2.0.0",
+        "api": "2",
+        "supported": "1",
+    }
+
+    mock_client.info.return_value = info
+    await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert not issue_registry.async_get_issue(
+        DOMAIN, f"incompatible_version_{mock_config_entry.entry_id}"
+    )
+
+
+async def test_devices(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """The service is a service device; each source a device behind it."""
+    service = device_registry.async_get_device(identifiers={(DOMAIN, SERVICE_ID)})
+    assert service is not None
+    assert service.entry_type is dr.DeviceEntryType.SERVICE
+    assert (service.name, service.sw_version) == ("MiDasheng Audio", "0.1.0")
+    kitchen = device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    assert kitchen is not None
+    assert (kitchen.name, kitchen.model, kitchen.model_id) == ("Kitchen", "Audio source", "ffmpeg")
+    assert kitchen.via_device_id == service.id
+    devices = dr.async_entries_for_config_entry(device_registry, init_integration.entry_id)
+    assert len(devices) == 3
+
+
+async def test_stale_devices_removed_at_setup(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A source deleted on the service while Home Assistant was off loses its device."""
+    mock_config_entry.add_to_hass(hass)
+    device_registry.async_get_or_create(
+        config_entry_id=mock_config_entry.entry_id,
+        identifiers={(DOMAIN, f"{SERVICE_ID}_garage")},
+        name="Garage",
+    )
+    device_registry.async_get_or_create(
+        config_entry_id=mock_config_entry.entry_id,
+        identifiers={("other", "x")},
+        name="Other",
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_garage")})
+    assert device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    assert device_registry.async_get_device(identifiers={("other", "x")})
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_remove_device(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """Only devices of sources the service no longer has can be deleted by the user."""
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_ws_client(hass)
+    entry_id = init_integration.entry_id
+
+    kitchen = device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    response = await client.remove_device(kitchen.id, entry_id)
+    assert not response["success"]
+
+    service = device_registry.async_get_device(identifiers={(DOMAIN, SERVICE_ID)})
+    response = await client.remove_device(service.id, entry_id)
+    assert not response["success"]
+
+    other = device_registry.async_get_or_create(
+        config_entry_id=entry_id, identifiers={("other", "x")}, name="Other"
+    )
+    response = await client.remove_device(other.id, entry_id)
+    assert response["success"]
+
+    init_integration.runtime_data.coordinator.sources.pop("kitchen")
+    response = await client.remove_device(kitchen.id, entry_id)
+    assert response["success"]
+    assert not device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+
+
+async def test_remove_entry(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Removing the entry forgets its resume point."""
+    key = f"{DOMAIN}.{init_integration.entry_id}"
+    assert await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+
+
+async def test_resume_after_restart(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A restarted Home Assistant resumes before the oldest event it saw open."""
+    hass_storage[f"{DOMAIN}.{mock_config_entry.entry_id}"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.{mock_config_entry.entry_id}",
+        "data": {
+            "last_seq": 50,
+            "open_seqs": [48, 49],
+            "last_events": {
+                "kitchen": {
+                    "seq": 49,
+                    "id": "event-49",
+                    "source": "kitchen",
+                    "category": "dog_bark",
+                    "label": "Bark",
+                    "score": 0.8,
+                    "start": "2026-11-22T09:00:00+00:00",
+                },
+                "garage": {"seq": 40, "source": "garage", "category": "cat"},
+            },
+        },
+    }
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    assert fake_service.subscriptions == [47]
+    await fake_service.send(*handshake(last_seq=50))
+    await hass.async_block_till_done()
+    state = hass.states.get("sensor.kitchen_last_sound")
+    assert state.state == "dog_bark"
+    assert state.attributes["event_id"] == "event-49"
+    coordinator = mock_config_entry.runtime_data.coordinator
+    assert "garage" not in coordinator.last_events
+    # Neither open event came back in the replay: they are gone from the service's log.
+    assert coordinator.diagnostics()["open_seqs"] == []
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_unreadable_resume_state(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A damaged resume point is ignored: no replay, live events only."""
+    hass_storage[f"{DOMAIN}.{mock_config_entry.entry_id}"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.{mock_config_entry.entry_id}",
+        "data": {"last_seq": 5, "open_seqs": ["x"]},
+    }
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    assert fake_service.subscriptions == [None]
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
