@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 import json
 import logging
-from typing import Any, Final, Self, TypeAlias
+from typing import Any, Final, Self
 
 import aiohttp
 from yarl import URL
@@ -411,7 +411,7 @@ class OverflowMessage:
     """The subscriber fell behind; the service closes and the client resumes with `after`."""
 
 
-WsMessage: TypeAlias = (
+type WsMessage = (
     EventMessage
     | LevelMessage
     | SourceMessage

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 import random
-from typing import Any, TypeAlias
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -55,7 +55,7 @@ class MidashengRuntimeData:
     coordinator: MidashengCoordinator
 
 
-MidashengConfigEntry: TypeAlias = ConfigEntry[MidashengRuntimeData]
+type MidashengConfigEntry = ConfigEntry[MidashengRuntimeData]
 
 
 class UpdateKind(StrEnum):
@@ -77,7 +77,7 @@ class SourceUpdate:
     replay: bool = False
 
 
-SourceListener: TypeAlias = Callable[[SourceUpdate], None]
+type SourceListener = Callable[[SourceUpdate], None]
 
 
 def _category_names(info: ServiceInfo) -> list[tuple[str, str]]:
