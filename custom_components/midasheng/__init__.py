@@ -5,9 +5,15 @@ from __future__ import annotations
 from homeassistant.const import CONF_TOKEN, CONF_URL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+    llm,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.storage import Store
+from homeassistant.helpers.typing import ConfigType
 
 from .api import API_VERSION, MidashengAuthError, MidashengClient, MidashengError
 from .const import DOMAIN, ISSUE_INCOMPATIBLE, ISSUE_UNREACHABLE, STORAGE_VERSION
@@ -18,8 +24,35 @@ from .coordinator import (
     storage_key,
 )
 from .entity import MANUFACTURER
+from .intent import async_register_triggers
+from .llm_api import API_ID, API_NAME, MidashengLLMAPI
+from .phrases import DATA_PHRASES, PhraseCache
+from .services import async_setup_services
+from .sounds import DATA_SOUNDS, SoundAssistant
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.CONVERSATION,
+    Platform.EVENT,
+    Platform.SENSOR,
+    Platform.STT,
+]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, intents, LLM API and Assist sentences (once for all entries)."""
+    assistant = SoundAssistant(hass)
+    hass.data[DATA_SOUNDS] = assistant
+    phrases = PhraseCache(hass, assistant)
+    hass.data[DATA_PHRASES] = phrases
+    phrases.async_start()
+    assistant.away.async_start()
+    async_setup_services(hass)
+    llm.async_register_api(hass, MidashengLLMAPI(hass=hass, id=API_ID, name=API_NAME))
+    await async_register_triggers(hass, assistant)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -> bool:
@@ -85,6 +118,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) ->
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     coordinator.async_start()
+    hass.data[DATA_PHRASES].async_invalidate()
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 

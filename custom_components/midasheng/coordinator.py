@@ -168,6 +168,10 @@ class MidashengCoordinator:
         ]
         return max(ongoing, key=lambda event: event.seq, default=None)
 
+    def active_events(self) -> list[SoundEvent]:
+        """Every ongoing event, oldest first."""
+        return sorted(self._open_events.values(), key=lambda event: event.seq)
+
     # Listeners
 
     @callback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Generator
 import copy
+from datetime import timedelta
 import json
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,18 @@ from unittest.mock import AsyncMock, MagicMock, PropertyMock, patch
 
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.midasheng.api import (
+    EventPage,
     MidashengConnectionError,
     ServiceInfo,
+    SoundEvent,
     Source,
     WsMessage,
     parse_message,
@@ -124,6 +129,13 @@ class FakeService:
         await self._queue.join()
 
 
+@pytest.fixture
+async def hass(hass: HomeAssistant) -> AsyncIterator[HomeAssistant]:
+    """Home Assistant with its core integration, as the voice components expect."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    yield hass
+
+
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load the integration from custom_components."""
@@ -219,3 +231,73 @@ async def init_integration(
     await fake_service.send(*handshake())
     await hass.async_block_till_done()
     return mock_config_entry
+
+
+def sound_event(
+    seq: int,
+    category: str = "smoke_alarm",
+    *,
+    source: str = "kitchen",
+    minutes_ago: float = 2.0,
+    duration: float | None = 40.0,
+    has_clip: bool = True,
+) -> dict[str, Any]:
+    """A stored event in the wire format, `minutes_ago` before now (ongoing without duration)."""
+    start = dt_util.utcnow() - timedelta(minutes=minutes_ago)
+    end = None if duration is None else start + timedelta(seconds=duration)
+    return {
+        "seq": seq,
+        "id": f"event-{seq}",
+        "source": source,
+        "category": category,
+        "label": category.replace("_", " ").capitalize(),
+        "score": 0.9,
+        "start": start.isoformat(),
+        "end": end.isoformat() if end else None,
+        "duration": duration,
+        "level_dbfs": -20.0,
+        "has_clip": has_clip,
+    }
+
+
+@pytest.fixture
+def service_events(mock_client: MagicMock) -> list[dict[str, Any]]:
+    """The service's event log: tests append wire-format events; `events()` serves them."""
+    events: list[dict[str, Any]] = []
+
+    async def list_events(
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        source: str | None = None,
+        category: str | None = None,
+    ) -> EventPage:
+        chosen = sorted(
+            (
+                e
+                for e in events
+                if e["seq"] > (after or 0)
+                and source in (None, e["source"])
+                and category in (None, e["category"])
+            ),
+            key=lambda e: e["seq"],
+        )
+        if limit is not None:
+            chosen = chosen[:limit]
+        last = max((e["seq"] for e in events), default=0)
+        return EventPage(events=tuple(SoundEvent.from_dict(e) for e in chosen), last_seq=last)
+
+    mock_client.events.side_effect = list_events
+    return events
+
+
+@pytest.fixture
+def lm_client(mock_client: MagicMock) -> MagicMock:
+    """The service has an audio LM (a test double at the client boundary)."""
+    info = load_json("info.json")
+    info["models"]["lm"] = {"name": "tiny-lm", "backend": "transformers"}
+    info["capabilities"] = [*info["capabilities"], "describe", "ask"]
+    mock_client.info.return_value = ServiceInfo.from_dict(info)
+    mock_client.describe.return_value = "A smoke alarm beeps in a quiet room."
+    mock_client.ask.return_value = "Yes, it is a smoke alarm."
+    return mock_client
