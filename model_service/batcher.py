@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+import contextlib
 from dataclasses import dataclass
+import logging
+import time
 from typing import Generic, TypeVar
 
 from . import metrics
@@ -79,16 +80,16 @@ class DynamicBatcher(Generic[T, R]):
         if self._task is not None:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{self.name}")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"batcher-{self.name}"
+        )
 
     async def stop(self) -> None:
         """Stop gathering; waiting requests fail with `BatcherClosedError`."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         while self._queue:
             pending = self._queue.popleft()
@@ -177,7 +178,7 @@ class DynamicBatcher(Generic[T, R]):
                     if not pending.future.done():
                         pending.future.set_exception(BatcherClosedError(f"{self.name} stopped"))
                 raise
-            except Exception as err:  # noqa: BLE001 - a model error fails its batch, not the loop
+            except Exception as err:
                 _LOGGER.exception("Batch of %s items failed in %s", len(batch), self.name)
                 for pending in batch:
                     if not pending.future.done():

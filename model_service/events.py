@@ -6,9 +6,9 @@ clip and a stream of the same audio yield the same events.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+import math
 from typing import Literal
 
 import numpy as np
@@ -131,9 +131,7 @@ class EventTracker:
     _last_time: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
-        self._params = {
-            c: params_for(c, self.sensitivity, self.overrides) for c in self.categories
-        }
+        self._params = {c: params_for(c, self.sensitivity, self.overrides) for c in self.categories}
 
     def set_sensitivity(self, sensitivity: str) -> None:
         """Change thresholds from the next frame on; ongoing events continue."""
@@ -183,10 +181,13 @@ class EventTracker:
                     track.label = det.label
             if track is None:
                 continue
-            if not track.active and track.last_heard - track.start >= params.min_duration:
-                if time - track.last_heard < params.hold:
-                    track.active = True
-                    updates.append(EventUpdate("start", self._snapshot(category, track)))
+            if (
+                not track.active
+                and track.last_heard - track.start >= params.min_duration
+                and time - track.last_heard < params.hold
+            ):
+                track.active = True
+                updates.append(EventUpdate("start", self._snapshot(category, track)))
             if time - track.last_heard >= params.hold:
                 del self._tracks[category]
                 if track.active:
@@ -200,9 +201,7 @@ class EventTracker:
         """End every ongoing event (end of a clip, or a stream that stopped)."""
         end_time = self._last_time if time is None else time
         updates = [
-            EventUpdate(
-                "end", self._snapshot(c, t, end=min(max(t.last_heard, t.start), end_time))
-            )
+            EventUpdate("end", self._snapshot(c, t, end=min(max(t.last_heard, t.start), end_time)))
             for c, t in self._tracks.items()
             if t.active
         ]
@@ -232,7 +231,9 @@ def events_from_frames(
     tracker = EventTracker(categories, sensitivity=sensitivity, gate_dbfs=gate_dbfs)
     finished: list[SoundEvent] = []
     for time, hop, level, detections in frames:
-        finished.extend(u.event for u in tracker.update(time, hop, level, detections) if u.kind == "end")
+        finished.extend(
+            u.event for u in tracker.update(time, hop, level, detections) if u.kind == "end"
+        )
     finished.extend(u.event for u in tracker.flush(duration))
     finished.sort(key=lambda e: (e.start, e.category))
     return finished

@@ -1,0 +1,170 @@
+"""Command line: `python -m model_service` starts the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+import signal
+import sys
+
+from aiohttp import web
+
+from . import __version__
+from .asr import AsrLoadError, load_asr
+from .config import Config, ConfigError, build_config, load_file
+from .lm import LMLoadError, lm_from_config
+from .taggers import TaggerLoadError, load_tagger
+
+_LOGGER = logging.getLogger("model_service")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All flags; every default is None so the config file can supply it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m model_service",
+        description="MiDasheng Audio model service: sound event detection and audio understanding.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML or TOML file with any of these settings")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8765)")
+    parser.add_argument("--data-dir", type=Path, help="where events, clips and the id are kept")
+    parser.add_argument("--token", help="bearer token clients must send (also MIDASHENG_TOKEN)")
+    parser.add_argument("--device", help="auto, cpu or cuda[:N] (default auto)")
+    parser.add_argument("--tagger", help='"builtin" (default) or a transformers model id/folder')
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=None,
+        help="allow model repos' own code (needed for CED/Dasheng taggers and MiDashengLM)",
+    )
+    parser.add_argument("--lm", help="audio LM: model id/folder, or openai:<base url>")
+    parser.add_argument("--lm-model", help="model name to request from an OpenAI-compatible LM")
+    parser.add_argument("--lm-api-key", help="API key for an OpenAI-compatible LM")
+    parser.add_argument(
+        "--asr", help='"pocketsphinx" (default), "lm", "none", or a Whisper id/folder'
+    )
+    parser.add_argument("--max-upload-mb", type=float, help="largest upload accepted (default 50)")
+    parser.add_argument("--max-batch", type=int, help="largest batch a model runs (default 64)")
+    parser.add_argument(
+        "--max-wait-ms", type=float, help="how long a batch waits to fill (default 5)"
+    )
+    parser.add_argument("--no-zeroconf", dest="zeroconf", action="store_false", default=None)
+    parser.add_argument("--wyoming-port", type=int, help="also serve Wyoming ASR on this port")
+    parser.add_argument("--debug", action="store_true", default=None, help="verbose logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """Parse flags and the optional config file into a validated Config."""
+    args = build_parser().parse_args(argv)
+    values = vars(args)
+    config_path = values.pop("config")
+    file_values = load_file(config_path) if config_path else {}
+    if values.get("asr") == "none":
+        values["asr"] = None
+        file_values["asr"] = None
+    return build_config(file_values, values)
+
+
+async def serve(config: Config) -> None:
+    """Load models, start the HTTP server, log Ready, run until SIGINT/SIGTERM."""
+    from .server import create_app
+    from .service import Service
+
+    _LOGGER.info("Loading tagger %s", config.tagger)
+    tagger = await asyncio.to_thread(
+        load_tagger, config.tagger, device=config.device, trust_remote_code=config.trust_remote_code
+    )
+    if config.lm:
+        _LOGGER.info("Loading audio LM %s", config.lm)
+    lm = await asyncio.to_thread(lm_from_config, config)
+    asr = None
+    if config.asr:
+        # After the LM: `--asr lm` wraps the loaded LM.
+        _LOGGER.info("Loading speech recognizer %s", config.asr)
+        asr = await asyncio.to_thread(
+            load_asr,
+            config.asr,
+            device=config.device,
+            lm=lm,
+            max_batch=config.max_batch,
+            max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue,
+        )
+    service = Service.create(config, tagger, lm=lm, asr=asr)
+    app = create_app(service)
+    runner = web.AppRunner(app, access_log=None if not config.debug else _LOGGER)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    wyoming = None
+    if config.wyoming_port and asr is not None:
+        from .wyoming_server import WyomingAsrServer
+
+        wyoming = WyomingAsrServer(asr, host=config.host, port=config.wyoming_port)
+        await wyoming.start()
+    elif config.wyoming_port:
+        _LOGGER.warning("Not serving Wyoming: no speech recognizer is loaded (--asr none)")
+    _LOGGER.info("Ready: listening on http://%s:%s", config.host, config.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    advertisement = None
+    try:
+        if config.zeroconf:
+            from .discovery import advertise
+
+            advertisement = await advertise(
+                service_id=service.service_id,
+                version=__version__,
+                host=config.host,
+                port=config.port,
+                wyoming_port=wyoming.port if wyoming is not None else None,
+            )
+        await stop.wait()
+    finally:
+        _LOGGER.info("Stopping")
+        if advertisement is not None:
+            await advertisement.close()
+        if wyoming is not None:
+            await wyoming.stop()
+        await runner.cleanup()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    try:
+        config = parse_config(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)  # noqa: T201 - before logging is set up
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(config))
+    except TaggerLoadError as err:
+        _LOGGER.error("Cannot load tagger: %s", err)
+        return 3
+    except LMLoadError as err:
+        _LOGGER.error("Cannot load audio LM: %s", err)
+        return 3
+    except AsrLoadError as err:
+        _LOGGER.error("Cannot load speech recognizer: %s", err)
+        return 3
+    except OSError as err:
+        _LOGGER.error("Cannot start: %s", err)
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

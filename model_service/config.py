@@ -1,0 +1,143 @@
+"""Service configuration: defaults, a YAML/TOML config file, the environment and CLI flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+import ipaddress
+import os
+from pathlib import Path
+import tomllib
+from typing import Any
+
+import yaml
+
+DEFAULT_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "http", "https")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says what to change."""
+
+
+def default_data_dir() -> Path:
+    """Where state lives unless told otherwise (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "midasheng"
+
+
+@dataclass(kw_only=True)
+class Config:
+    """Everything the service can be told, with the defaults a first-time user needs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = field(default_factory=default_data_dir)
+    token: str | None = None
+    device: str = "auto"
+    tagger: str = "builtin"
+    trust_remote_code: bool = False
+    lm: str | None = None
+    lm_model: str | None = None
+    lm_api_key: str | None = None
+    lm_max_new_tokens: int = 128
+    lm_timeout: float = 120.0
+    asr: str | None = "pocketsphinx"
+    max_upload_mb: float = 50.0
+    debug: bool = False
+    zeroconf: bool = True
+    wyoming_port: int | None = None
+    # Dynamic batching (per model)
+    max_batch: int = 64
+    max_wait_ms: float = 5.0
+    max_queue: int = 4096
+    # Detection
+    sensitivity: str = "medium"
+    gate_dbfs: float = -70.0
+    # Live sources
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    allowed_schemes: list[str] = field(default_factory=lambda: list(DEFAULT_SCHEMES))
+    clip_retention_hours: float = 72.0
+    clip_max_mb: float = 500.0
+    ffmpeg: str = "ffmpeg"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """Upload limit in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def validate(self) -> None:
+        """Refuse settings that are unsafe or cannot work, with a message that says why."""
+        if not is_loopback(self.host) and not self.token:
+            raise ConfigError(
+                f"refusing to listen on {self.host} without a token: anyone on the network "
+                "could use the service. Set --token (or MIDASHENG_TOKEN, or token: in the "
+                "config file), or bind to 127.0.0.1"
+            )
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"--device must be auto, cpu or cuda[:N], not {self.device!r}")
+        if self.sensitivity not in ("low", "medium", "high"):
+            raise ConfigError("sensitivity must be low, medium or high")
+        if not 0 < self.max_upload_mb <= 4096:
+            raise ConfigError("--max-upload-mb must be between 0 and 4096")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"invalid port {self.port}")
+        if self.max_batch < 1 or self.max_queue < self.max_batch:
+            raise ConfigError("max_batch must be >= 1 and max_queue >= max_batch")
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_FIELDS = {f.name for f in fields(Config)}
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a YAML or TOML config file into a flat dict of `Config` field names."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"config file {path} is not valid: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    flat = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(flat) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+    return flat
+
+
+def build_config(
+    file_values: dict[str, Any] | None = None,
+    cli_values: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Merge defaults < config file < environment < CLI flags (None means "not given")."""
+    env = os.environ if environ is None else environ
+    merged: dict[str, Any] = dict(file_values or {})
+    if env.get("MIDASHENG_TOKEN"):
+        merged["token"] = env["MIDASHENG_TOKEN"]
+    merged.update({k: v for k, v in (cli_values or {}).items() if v is not None and k in _FIELDS})
+    if "data_dir" in merged:
+        merged["data_dir"] = Path(merged["data_dir"]).expanduser()
+    for key in ("sources", "allowed_schemes"):
+        if key in merged and not isinstance(merged[key], list):
+            raise ConfigError(f"{key} must be a list")
+    try:
+        config = Config(**merged)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+    config.validate()
+    return config

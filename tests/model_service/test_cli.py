@@ -1,0 +1,164 @@
+"""The command line and config file, including a real service process on a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from model_service import __version__
+from model_service.__main__ import parse_config
+from model_service.config import ConfigError, build_config, is_loopback, load_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m model_service` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "model_service", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_version() -> None:
+    """--version prints the package version."""
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_refuses_open_bind_without_token(tmp_path: Path) -> None:
+    """Binding to all interfaces without a token exits non-zero and says to set a token."""
+    result = run_cli("--host", "0.0.0.0", "--data-dir", str(tmp_path), env={"MIDASHENG_TOKEN": ""})
+    assert result.returncode != 0
+    assert "token" in result.stderr.lower()
+    assert "0.0.0.0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.8.0.1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("myhost", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    """Only loopback addresses count as private without a token."""
+    assert is_loopback(host) is loopback
+
+
+def test_token_from_environment_allows_open_bind() -> None:
+    """MIDASHENG_TOKEN satisfies the token requirement; flags override the file."""
+    config = build_config({"host": "0.0.0.0"}, {}, environ={"MIDASHENG_TOKEN": "abc"})
+    assert config.token == "abc"
+    config = build_config({"port": 9000}, {"port": 9100}, environ={})
+    assert config.port == 9100
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_config_file(tmp_path: Path, suffix: str) -> None:
+    """YAML and TOML files set everything the flags set; unknown keys are refused."""
+    path = tmp_path / f"service{suffix}"
+    if suffix == ".yaml":
+        path.write_text("port: 9001\nmax-upload-mb: 10\ntagger: builtin\nsensitivity: high\n")
+    else:
+        path.write_text(
+            'port = 9001\nmax_upload_mb = 10\ntagger = "builtin"\nsensitivity = "high"\n'
+        )
+    config = parse_config(["--config", str(path), "--data-dir", str(tmp_path)])
+    assert (config.port, config.max_upload_mb, config.sensitivity) == (9001, 10, "high")
+    path.write_text("bogus_setting: 1\n" if suffix == ".yaml" else "bogus_setting = 1\n")
+    with pytest.raises(ConfigError, match="bogus_setting"):
+        load_file(path)
+
+
+def test_bad_config_values(tmp_path: Path) -> None:
+    """Invalid values are refused with a message naming them."""
+    with pytest.raises(ConfigError, match="device"):
+        build_config({"device": "tpu"}, {}, environ={})
+    with pytest.raises(ConfigError, match="sensitivity"):
+        build_config({"sensitivity": "max"}, {}, environ={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("port: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid"):
+        load_file(bad)
+    result = run_cli("--config", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    assert "cannot read config file" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_real_process_logs_ready_and_enforces_token(tmp_path: Path) -> None:
+    """A real process on a real socket: logs Ready, refuses a wrong token, stops on SIGTERM."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "model_service",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            "--token",
+            "t0k3n",
+            "--no-zeroconf",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        lines = []
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ready" in line:
+                break
+        assert any("Ready" in line for line in lines), "".join(lines)
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/v1/health", timeout=5) as resp:
+            assert json.loads(resp.read()) == {"status": "ok"}
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{base}/v1/info", timeout=5)
+        assert err.value.code == 401
+        req = urllib.request.Request(f"{base}/v1/info", headers={"Authorization": "Bearer t0k3n"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.read())["sample_rate"] == 16000
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0

@@ -1,0 +1,246 @@
+"""The core HTTP API on a real server: health, info, classify, auth, limits, OpenAPI, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from model_service import synth
+from model_service.config import build_config
+from model_service.server import create_app
+from model_service.service import Service
+from model_service.taggers import load_tagger
+
+RATE = 16000
+TOKEN = "s3cret-token"
+
+
+def wav_bytes(audio: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> bytes:
+    """Encode audio as a WAV file in memory."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def smoke_clip(seconds: float = 10.0) -> np.ndarray:
+    """A T3 smoke alarm in room noise at 10 dB SNR."""
+    alarm = synth.smoke_alarm(seconds)
+    noise = synth.pink_noise(seconds, seed=2)
+    return synth.mix_at_snr(alarm, noise, 10.0)
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    """One builtin tagger for the module (loading silero takes a moment)."""
+    t = load_tagger("builtin")
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def make_client(aiohttp_client, tmp_path: Path, tagger):
+    """Start a real service app with given config values and return a test client."""
+
+    async def make(**values):
+        values.setdefault("data_dir", tmp_path / "data")
+        values.setdefault("zeroconf", False)
+        config = build_config(None, values, environ={})
+        service = Service.create(config, tagger)
+        # The shared tagger is closed by its fixture, not by each app's cleanup.
+        service.tagger = _Unclosable(tagger)  # type: ignore[assignment]
+        return await aiohttp_client(create_app(service))
+
+    return make
+
+
+class _Unclosable:
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.info = inner.info
+
+    def predict(self, windows):
+        return self._inner.predict(windows)
+
+    def close(self) -> None:
+        return None
+
+
+async def test_health_and_info(make_client) -> None:
+    """Health answers ok; info lists the builtin's categories and a stable id."""
+    client = await make_client()
+    resp = await client.get("/v1/health")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok"}
+    info = await (await client.get("/v1/info")).json()
+    assert info["sample_rate"] == 16000
+    assert info["version"]
+    ids = [c["id"] for c in info["categories"]]
+    assert {"smoke_alarm", "co_alarm", "speech", "loud_noise", "appliance_beep"} <= set(ids)
+    assert "dog_bark" not in ids  # the builtin tagger cannot hear dogs, and says so
+    assert info["models"]["tagger"]["name"] == "builtin"
+    assert "classify" in info["capabilities"]
+    again = await (await client.get("/v1/info")).json()
+    assert again["id"] == info["id"]
+
+
+async def test_service_id_survives_restart(make_client, tmp_path: Path) -> None:
+    """The stable id lives in the data dir: a new process with the same dir keeps it."""
+    ids = []
+    for data_dir in (tmp_path / "data", tmp_path / "data", tmp_path / "other"):
+        client = await make_client(data_dir=data_dir)
+        ids.append((await (await client.get("/v1/info")).json())["id"])
+        await client.close()
+    assert ids[0] == ids[1] != ids[2]
+
+
+async def test_classify_finds_smoke_alarm(make_client) -> None:
+    """A smoke alarm in noise is found with start/end inside the clip."""
+    client = await make_client()
+    resp = await client.post(
+        "/v1/classify", data=wav_bytes(smoke_clip()), headers={"Content-Type": "audio/wav"}
+    )
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["duration"] == pytest.approx(10.0, abs=0.01)
+    smoke = [e for e in body["events"] if e["category"] == "smoke_alarm"]
+    assert smoke, body
+    assert 0.0 <= smoke[0]["start"] < 3.0
+    assert smoke[0]["end"] <= 10.0
+    assert smoke[0]["label"] == "Smoke detector, smoke alarm"
+    assert set(smoke[0]) >= {"category", "label", "score", "start", "end"}
+
+
+async def test_classify_noise_has_no_alarm(make_client) -> None:
+    """Plain noise yields no alarm."""
+    client = await make_client()
+    noise = synth.pink_noise(6.0, level_dbfs=-25.0, seed=5)
+    body = await (await client.post("/v1/classify", data=wav_bytes(noise))).json()
+    assert not [e for e in body["events"] if e["category"] in ("smoke_alarm", "co_alarm")]
+
+
+async def test_classify_raw_l16(make_client) -> None:
+    """Raw big-endian PCM with its rate in the content type is accepted and resampled."""
+    client = await make_client()
+    audio = smoke_clip(8.0)
+    rate = 48000
+    from scipy.signal import resample_poly
+
+    up = resample_poly(audio, 3, 1)
+    pcm = (np.clip(up, -1, 1) * 32767).astype(">i2").tobytes()
+    resp = await client.post(
+        "/v1/classify", data=pcm, headers={"Content-Type": f"audio/L16;rate={rate};channels=1"}
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["duration"] == pytest.approx(8.0, abs=0.01)
+    assert any(e["category"] == "smoke_alarm" for e in body["events"])
+
+
+@pytest.mark.parametrize(
+    ("data", "ctype"),
+    [
+        (b"", "audio/wav"),
+        (b"this is not audio at all" * 100, "audio/wav"),
+        (b"\x00\x01\x02", "audio/L16;rate=16000;channels=1"),
+        (wav_bytes(np.full(1600, np.nan, dtype=np.float32), subtype="FLOAT"), "audio/wav"),
+    ],
+    ids=["empty", "garbage", "odd-l16", "all-nan"],
+)
+async def test_classify_bad_audio_is_400(make_client, data: bytes, ctype: str) -> None:
+    """Undecodable, empty, odd-length or all-NaN audio is a 400 with a JSON error."""
+    client = await make_client()
+    resp = await client.post("/v1/classify", data=data, headers={"Content-Type": ctype})
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"]
+    # the server goes on
+    assert (await client.get("/v1/health")).status == 200
+
+
+async def test_classify_too_large_is_413(make_client) -> None:
+    """Past the upload limit the answer is 413, by header or by streamed size."""
+    client = await make_client(max_upload_mb=0.5)
+    big = wav_bytes(np.zeros(RATE * 20, dtype=np.float32))  # ~640 kB
+    resp = await client.post("/v1/classify", data=big, headers={"Content-Type": "audio/wav"})
+    assert resp.status == 413
+    assert "limit" in (await resp.json())["error"]
+
+    async def chunks():
+        for _ in range(40):
+            yield b"\x00" * 32768  # 1.3 MB without a Content-Length
+
+    resp = await client.post("/v1/classify", data=chunks(), headers={"Content-Type": "audio/wav"})
+    assert resp.status == 413
+
+
+async def test_bad_sensitivity_is_400(make_client) -> None:
+    """Query validation gives a clear error."""
+    client = await make_client()
+    resp = await client.post("/v1/classify?sensitivity=extreme", data=wav_bytes(smoke_clip(2)))
+    assert resp.status == 400
+
+
+async def test_token_required_except_health(make_client) -> None:
+    """With a token every endpoint but health answers 401 without the right bearer."""
+    client = await make_client(token=TOKEN)
+    assert (await client.get("/v1/health")).status == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        resp = await client.get("/v1/info", headers=headers)
+        assert resp.status == 401
+        assert "token" in (await resp.json())["error"]
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    resp = await client.post("/v1/classify", data=b"x")
+    assert resp.status == 401
+    ok = await client.get("/v1/info", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status == 200
+    assert (await client.get("/metrics")).status == 401
+
+
+async def test_openapi_documents_served_endpoints(make_client) -> None:
+    """/openapi.json is an OpenAPI 3 document covering every route this process serves."""
+    client = await make_client()
+    doc = await (await client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    served = {r.canonical for r in client.app.router.resources()}
+    assert set(doc["paths"]) == served
+    for path, spec in doc["paths"].items():
+        for method, op in spec.items():
+            if method == "parameters":
+                continue
+            assert op["responses"], (path, method)
+
+
+async def test_metrics_count_requests(make_client) -> None:
+    """/metrics is Prometheus text with request counts and latencies by endpoint."""
+    client = await make_client()
+    await client.get("/v1/info")
+    await client.post("/v1/classify", data=b"")
+    text = await (await client.get("/metrics")).text()
+    assert 'midasheng_http_requests_total{endpoint="/v1/info",method="GET",status="200"}' in text
+    assert 'endpoint="/v1/classify",method="POST",status="400"' in text
+    assert "midasheng_http_request_duration_seconds_bucket" in text
+    assert "midasheng_batch_size_bucket" in text
+
+
+async def test_concurrent_classify_requests(make_client) -> None:
+    """Several clients at once all get answers (the batcher serves them together)."""
+    client = await make_client()
+    clip = wav_bytes(smoke_clip(6.0))
+    responses = await asyncio.gather(*(client.post("/v1/classify", data=clip) for _ in range(4)))
+    bodies = [await r.json() for r in responses]
+    assert all(r.status == 200 for r in responses)
+    assert all(b == bodies[0] for b in bodies)
+
+
+async def test_unknown_route_is_json_404(make_client) -> None:
+    """Even a wrong path gets the JSON error shape."""
+    client = await make_client()
+    resp = await client.get("/v1/nope")
+    assert resp.status == 404
+    assert json.loads(await resp.text())["error"]
