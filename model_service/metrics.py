@@ -56,6 +56,53 @@ EVENTS = Counter(
     registry=REGISTRY,
 )
 
+# Live sources and the event log
+SOURCE_STATE = Gauge(
+    "midasheng_source_state",
+    "1 for the state each live source is in, 0 for the others",
+    ["source", "state"],
+    registry=REGISTRY,
+)
+SOURCE_LEVEL = Gauge(
+    "midasheng_source_level_dbfs",
+    "Latest sound level of a live source",
+    ["source"],
+    registry=REGISTRY,
+)
+SOURCE_BACKLOG = Gauge(
+    "midasheng_source_backlog_seconds",
+    "Audio received from a source and not yet analysed",
+    ["source"],
+    registry=REGISTRY,
+)
+SOURCE_RESTARTS = Counter(
+    "midasheng_source_restarts",
+    "Times a source's ffmpeg ended or failed and was retried",
+    ["source"],
+    registry=REGISTRY,
+)
+STORE_QUEUE = Gauge(
+    "midasheng_store_queue_depth",
+    "Event log operations waiting for the database thread",
+    registry=REGISTRY,
+)
+STORE_ERRORS = Counter(
+    "midasheng_store_errors", "Event log reads or writes that failed", registry=REGISTRY
+)
+WS_SUBSCRIBERS = Gauge(
+    "midasheng_ws_subscribers", "WebSocket connections subscribed to events", registry=REGISTRY
+)
+WS_QUEUE_DEPTH = Gauge(
+    "midasheng_ws_queue_depth",
+    "Messages waiting to be sent, summed over WebSocket subscribers",
+    registry=REGISTRY,
+)
+WS_OVERFLOWS = Counter(
+    "midasheng_ws_overflows",
+    "WebSocket subscribers disconnected because they fell too far behind",
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     """Current metrics in the Prometheus text exposition format."""
