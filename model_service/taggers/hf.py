@@ -1,0 +1,394 @@
+"""Transformers audio-classification models as taggers (AST natively, CED/Dasheng heads as remote code).
+
+Any model that `AutoModelForAudioClassification` loads can be a tagger. Its labels are
+matched to categories by AudioSet name (`categories.map_labels`: case and punctuation do not
+matter), never by index, so a checkpoint with its own label order still lands in the right
+categories. Labels that map to no category are ignored: they are counted in `/v1/info`
+(`unmapped_labels`) but never reported. A category's score is the highest score among its
+labels, and its `label` is the label that scored it.
+
+Windows are cut to the model's own input length (at most `DEFAULT_WINDOW_SECONDS`) and
+featurised by the model's own feature extractor at 16 kHz. For `ASTFeatureExtractor` without
+torchaudio (where it falls back to a per-frame Python loop) the same log-mel filterbank is
+computed batched in torch from the extractor's own filters and window; a test checks that the
+two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model_service import categories
+from model_service.devices import DeviceError, torch_device, torch_dtype
+
+from . import SAMPLE_RATE, Detection, TaggerInfo, TaggerLoadError, Window
+
+if TYPE_CHECKING:
+    import torch
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_WINDOW_SECONDS = 1.0
+"""Streaming detection wants about 1 s windows: long enough for a bark or a beep, short
+enough that a sound's end is seen soon after it happens."""
+
+DEFAULT_HOP_SECONDS = 0.5
+
+# transformers' own audio-classification model types (MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING);
+# anything else needs an `auto_map` entry (remote code such as CED).
+_NATIVE_AUDIO_CLASSIFIERS = frozenset(
+    {
+        "audio-spectrogram-transformer",
+        "data2vec-audio",
+        "hubert",
+        "sew",
+        "sew-d",
+        "unispeech",
+        "unispeech-sat",
+        "wav2vec2",
+        "wav2vec2-bert",
+        "wav2vec2-conformer",
+        "wavlm",
+        "whisper",
+    }
+)
+
+
+def is_audio_classifier(
+    model_type: str | None,
+    auto_map: Mapping[str, Any] | None = None,
+    architectures: Sequence[str] | None = None,
+) -> bool:
+    """True when a config describes a model `AutoModelForAudioClassification` can load."""
+    if auto_map and "AutoModelForAudioClassification" in auto_map:
+        return True
+    if model_type not in _NATIVE_AUDIO_CLASSIFIERS:
+        return False
+    # wav2vec2 & co. are also CTC / pretraining checkpoints: when the config names its
+    # architecture, it must be a classification head (an ASR model has no sound labels).
+    if architectures:
+        return any("Classification" in arch for arch in architectures)
+    return True
+
+
+def use_sigmoid(problem_type: str | None) -> bool:
+    """Score activation: sigmoid unless the model says it is single-label.
+
+    AudioSet heads (AST, CED, Dasheng) are multi-label and are trained with a sigmoid, but
+    their configs usually leave `problem_type` unset; a softmax over 527 labels would spread
+    every score so thin that no threshold is ever crossed.
+    """
+    return problem_type != "single_label_classification"
+
+
+def natural_window_seconds(extractor: Any) -> float | None:
+    """The input length a feature extractor pads or cuts to, in seconds (None: any length)."""
+    sampling_rate = getattr(extractor, "sampling_rate", SAMPLE_RATE) or SAMPLE_RATE
+    n_samples = getattr(extractor, "n_samples", None)
+    if isinstance(n_samples, int) and n_samples > 0:
+        return n_samples / sampling_rate
+    chunk = getattr(extractor, "chunk_length", None)
+    if isinstance(chunk, (int, float)) and chunk > 0:
+        return float(chunk)
+    max_length = getattr(extractor, "max_length", None)
+    if type(extractor).__name__ == "ASTFeatureExtractor" and isinstance(max_length, int):
+        return max_length * 0.01  # AST's frames are 10 ms apart
+    return None
+
+
+def choose_window_seconds(natural: float | None, requested: float | None = None) -> float:
+    """Window length: the requested one, else about 1 s, never more than the model takes.
+
+    A window longer than the extractor's input would be truncated by it, and AST keeps the
+    *first* frames, so the newest audio (the part the event logic scores) would be lost.
+    """
+    window = requested if requested is not None else DEFAULT_WINDOW_SECONDS
+    if natural is not None:
+        window = min(window, natural)
+    # Whole 10 ms frames keep frame boundaries identical across overlapping windows.
+    return max(0.1, math.floor(window * 100 + 1e-6) / 100)
+
+
+def _is_local_path(spec: str) -> bool:
+    return spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists()
+
+
+class _AstFilterbank:
+    """Batched torch version of `ASTFeatureExtractor`'s numpy log-mel filterbank.
+
+    Same steps as `transformers.audio_utils.spectrogram` with AST's arguments (25 ms frames
+    every 10 ms, DC offset removal, pre-emphasis 0.97, symmetric Hann window, 512-point FFT,
+    power spectrum, the extractor's kaldi mel filters, natural log), then the extractor's own
+    zero padding to `max_length` frames and normalisation.
+    """
+
+    FRAME = 400
+    HOP = 160
+    FFT = 512
+    PREEMPHASIS = 0.97
+    MEL_FLOOR = 1.192092955078125e-07
+
+    def __init__(self, extractor: Any, device: str) -> None:
+        import torch
+
+        self.mel = torch.as_tensor(np.asarray(extractor.mel_filters), dtype=torch.float32).to(
+            device
+        )
+        self.window = torch.as_tensor(np.asarray(extractor.window), dtype=torch.float32).to(device)
+        self.max_length = int(extractor.max_length)
+        self.do_normalize = bool(extractor.do_normalize)
+        self.mean = float(extractor.mean)
+        self.std = float(extractor.std)
+
+    @classmethod
+    def applies(cls, extractor: Any) -> bool:
+        """True for an AST extractor on its numpy path (no torchaudio installed)."""
+        return (
+            type(extractor).__name__ == "ASTFeatureExtractor"
+            and hasattr(extractor, "mel_filters")
+            and hasattr(extractor, "window")
+            and np.asarray(extractor.window).shape == (cls.FRAME,)
+        )
+
+    def __call__(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of a (batch, samples) float32 tensor, as the model's `input_values`."""
+        import torch
+
+        frames = audio.unfold(1, self.FRAME, self.HOP)
+        # One (batch, frames, 400) copy, then in place: this runs on every hop of every
+        # source, and the big intermediates are what it costs.
+        x = frames - frames.mean(dim=-1, keepdim=True)
+        x[..., 1:] -= self.PREEMPHASIS * x[..., :-1]
+        x[..., 0] *= 1.0 - self.PREEMPHASIS
+        x *= self.window
+        spectrum = torch.fft.rfft(x, n=self.FFT)
+        power = torch.view_as_real(spectrum).square_().sum(dim=-1)
+        fbank = torch.clamp(power @ self.mel, min=self.MEL_FLOOR).log()
+        count = fbank.shape[1]
+        if count < self.max_length:
+            fbank = torch.nn.functional.pad(fbank, (0, 0, 0, self.max_length - count))
+        elif count > self.max_length:
+            fbank = fbank[:, : self.max_length]
+        if self.do_normalize:
+            fbank = (fbank - self.mean) / (self.std * 2)
+        return {"input_values": fbank}
+
+
+class TransformersTagger:
+    """A transformers audio-classification model (hub id or local folder) as a batched tagger."""
+
+    def __init__(
+        self,
+        spec: str,
+        device: str = "auto",
+        trust_remote_code: bool = False,
+        *,
+        window_seconds: float | None = None,
+        hop_seconds: float = DEFAULT_HOP_SECONDS,
+    ) -> None:
+        """Load the model, its feature extractor and label mapping; raise TaggerLoadError."""
+        import torch
+
+        self._torch = torch
+        self.spec = spec
+        try:
+            self.device = torch_device(device)
+        except DeviceError as err:
+            raise TaggerLoadError(str(err)) from err
+
+        config = self._load_config(spec, trust_remote_code)
+        labels = self._labels(spec, config)
+        mapping = categories.map_labels(labels)
+        if not mapping:
+            raise TaggerLoadError(
+                f"none of the {len(labels)} labels of {spec} is an AudioSet name that a "
+                "category uses (e.g. 'Speech', 'Bark', 'Smoke detector, smoke alarm'), so it "
+                "could detect nothing; use an AudioSet-trained model"
+            )
+        self.labels = labels
+        index = {label: i for i, label in enumerate(labels)}
+        self._category_indices = {
+            cid: [index[label] for label in names] for cid, names in mapping.items()
+        }
+        self._sigmoid = use_sigmoid(getattr(config, "problem_type", None))
+
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        try:
+            self.extractor = AutoFeatureExtractor.from_pretrained(
+                spec, trust_remote_code=trust_remote_code
+            )
+        except Exception as err:
+            raise TaggerLoadError(f"cannot load the feature extractor of {spec}: {err}") from err
+        extractor_rate = getattr(self.extractor, "sampling_rate", SAMPLE_RATE)
+        if extractor_rate not in (None, SAMPLE_RATE):
+            raise TaggerLoadError(
+                f"{spec} expects {extractor_rate} Hz audio; taggers get 16000 Hz audio"
+            )
+
+        self.dtype = torch_dtype(self.device)
+        try:
+            model = AutoModelForAudioClassification.from_pretrained(
+                spec, trust_remote_code=trust_remote_code, dtype=self.dtype
+            )
+        except Exception as err:
+            raise TaggerLoadError(f"cannot load the model weights of {spec}: {err}") from err
+        self.model = model.to(self.device).eval()
+
+        window = choose_window_seconds(natural_window_seconds(self.extractor), window_seconds)
+        self.window_samples = round(window * SAMPLE_RATE)
+        self._fbank = (
+            _AstFilterbank(self.extractor, self.device)
+            if _AstFilterbank.applies(self.extractor)
+            else None
+        )
+        self._check_runs()
+
+        unmapped = len(labels) - sum(len(v) for v in mapping.values())
+        self.info = TaggerInfo(
+            name=spec,
+            backend="transformers",
+            categories=tuple(mapping),
+            window_seconds=window,
+            hop_seconds=hop_seconds,
+            device=self.device,
+            labels=mapping,
+            extra={
+                "model_type": getattr(config, "model_type", None),
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "num_labels": len(labels),
+                "unmapped_labels": unmapped,
+            },
+        )
+        _LOGGER.info(
+            "Tagger %s on %s (%s): %d of %d labels map to %d categories, %.2f s windows",
+            spec,
+            self.device,
+            self.info.extra["dtype"],
+            len(labels) - unmapped,
+            len(labels),
+            len(mapping),
+            window,
+        )
+
+    @staticmethod
+    def _load_config(spec: str, trust_remote_code: bool) -> Any:
+        from transformers import AutoConfig
+
+        if _is_local_path(spec):
+            folder = Path(spec).expanduser()
+            if not folder.is_dir():
+                raise TaggerLoadError(f"model folder {spec} does not exist")
+            if not (folder / "config.json").is_file():
+                raise TaggerLoadError(
+                    f"{spec} is not a transformers model folder: it has no config.json"
+                )
+        try:
+            config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        except ValueError as err:
+            if "trust_remote_code" in str(err):
+                raise TaggerLoadError(
+                    f"{spec} runs its own model code; start with --trust-remote-code if you trust it"
+                ) from err
+            raise TaggerLoadError(f"cannot read the config of {spec}: {err}") from err
+        except Exception as err:
+            raise TaggerLoadError(f"cannot load {spec}: {err}") from err
+        model_type = getattr(config, "model_type", None)
+        auto_map = getattr(config, "auto_map", None)
+        if not is_audio_classifier(model_type, auto_map, getattr(config, "architectures", None)):
+            raise TaggerLoadError(
+                f"{spec} is a {model_type or 'unknown'} model, not an audio-classification model"
+            )
+        return config
+
+    @staticmethod
+    def _labels(spec: str, config: Any) -> list[str]:
+        id2label = getattr(config, "id2label", None) or {}
+        try:
+            labels = [str(id2label[i]) for i in range(len(id2label))]
+        except KeyError as err:
+            raise TaggerLoadError(f"{spec} has gaps in its id2label table") from err
+        if not labels or all(label.startswith("LABEL_") for label in labels):
+            raise TaggerLoadError(
+                f"{spec} has no label names (id2label), so no category can be found"
+            )
+        return labels
+
+    def _check_runs(self) -> None:
+        """Run one silent window; on half-precision trouble fall back to fp32."""
+        torch = self._torch
+        silent = np.zeros((1, self.window_samples), dtype=np.float32)
+        try:
+            logits = self._logits(silent)
+            if not bool(torch.isfinite(logits).all()):
+                raise FloatingPointError("non-finite scores")
+        except Exception as err:
+            if self.dtype == torch.float32:
+                raise TaggerLoadError(f"{self.spec} does not run: {err}") from err
+            _LOGGER.warning("%s does not run in %s (%s); using float32", self.spec, self.dtype, err)
+            self.dtype = torch.float32
+            self.model = self.model.float()
+            try:
+                self._logits(silent)
+            except Exception as err2:
+                raise TaggerLoadError(f"{self.spec} does not run: {err2}") from err2
+
+    def _batch_audio(self, windows: Sequence[Window]) -> np.ndarray:
+        """Stack windows to one length: the newest `window_samples`, silence before a start."""
+        batch = np.zeros((len(windows), self.window_samples), dtype=np.float32)
+        for row, window in enumerate(windows):
+            audio = np.asarray(window.audio, dtype=np.float32)[-self.window_samples :]
+            if audio.size:
+                batch[row, -audio.size :] = audio
+        # Float uploads may carry NaN/inf; the model must never see them.
+        return np.nan_to_num(batch, nan=0.0, posinf=1.0, neginf=-1.0)
+
+    def _features(self, audio: np.ndarray) -> dict[str, torch.Tensor]:
+        torch = self._torch
+        if self._fbank is not None:
+            return self._fbank(torch.from_numpy(audio).to(self.device))
+        features = self.extractor(list(audio), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        return {key: value.to(self.device) for key, value in features.items()}
+
+    def _logits(self, audio: np.ndarray) -> torch.Tensor:
+        torch = self._torch
+        with torch.inference_mode():
+            inputs = {
+                key: value.to(self.dtype) if value.is_floating_point() else value
+                for key, value in self._features(audio).items()
+            }
+            return self.model(**inputs).logits.float()
+
+    def scores(self, windows: Sequence[Window]) -> np.ndarray:
+        """Per-label scores (0..1) for each window, as (windows, labels)."""
+        torch = self._torch
+        logits = self._logits(self._batch_audio(windows))
+        probs = torch.sigmoid(logits) if self._sigmoid else torch.softmax(logits, dim=-1)
+        return probs.cpu().numpy()
+
+    def predict(self, windows: Sequence[Window]) -> list[dict[str, Detection]]:
+        """Score each window; one dict (category id -> Detection) per window, same order."""
+        if not windows:
+            return []
+        probs = self.scores(windows)
+        results: list[dict[str, Detection]] = []
+        for row in probs:
+            found: dict[str, Detection] = {}
+            for cid, indices in self._category_indices.items():
+                sub = row[indices]
+                best = int(np.argmax(sub))
+                found[cid] = Detection(score=float(sub[best]), label=self.labels[indices[best]])
+            results.append(found)
+        return results
+
+    def close(self) -> None:
+        """Drop the model (and free GPU memory)."""
+        self.model = None
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()

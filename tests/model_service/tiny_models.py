@@ -1,0 +1,511 @@
+"""Tiny random transformers models, built offline and saved like a hub checkpoint.
+
+Tests and benchmarks load these folders through the same `from_pretrained` code path that a
+hub id takes, so the real loading, feature extraction, batching and generation code runs
+without downloading anything. Each builder takes a folder, writes the model there and
+returns the folder. Benchmarks import this module with the repository root on `sys.path`
+(`from tests.model_service.tiny_models import ...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# A few AudioSet names per category plus labels that map to no category ("Music",
+# "Vehicle", "Silence"), so tests see both mapped and unmapped labels.
+DEFAULT_AST_LABELS: tuple[str, ...] = (
+    "Speech",
+    "Dog",
+    "Bark",
+    "Smoke detector, smoke alarm",
+    "Shatter",
+    "Knock",
+    "Music",
+    "Vehicle",
+    "Silence",
+    "Baby cry, infant cry",
+)
+
+# Chat and audio special tokens of the Qwen2 family (Qwen2-Audio, MiDashengLM).
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|AUDIO|>",
+    "<|audio_bos|>",
+    "<|audio_eos|>",
+)
+
+_CORPUS = (
+    "a dog barks in the distance while a car passes by",
+    "the smoke alarm beeps three times and then stops",
+    "someone knocks on the door and a baby starts to cry",
+    "water runs from the kitchen tap for a long time",
+    "you are a helpful assistant. what was that sound? caption the audio.",
+    "glass breaks and a person screams, then music plays quietly",
+    "transcribe the speech into text. answer the question about the audio.",
+    "system user assistant audio the a an is was of to in and it that",
+    # The prompts the service sends, so they tokenize to a realistic handful of tokens.
+    "You are a helpful assistant. You are a helpful language and speech assistant.",
+    "Audio 1: What can you hear? Describe the audio in one sentence. Caption the audio.",
+    "Transcribe the speech in this audio into text. Language: en. Transcribe the speech into text",
+    "What was that noise? Is a dog barking? Is the smoke alarm beeping?",
+    "Did someone knock on the door, and if so how many times?",
+)
+
+
+def build_tiny_ast(
+    path: Path | str,
+    labels: Sequence[str] = DEFAULT_AST_LABELS,
+    *,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    num_mel_bins: int = 64,
+    max_length: int = 100,
+    biases: Mapping[str, float] | None = None,
+    problem_type: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """Save a random `ASTForAudioClassification` whose labels are `labels`.
+
+    `max_length` is in 10 ms feature frames (100 = 1 s). `biases` sets the classifier bias
+    of named labels, which makes a label win whatever the audio (the weights are random, so
+    tests use this to know what the model will say).
+    """
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+    torch.manual_seed(seed)
+    folder = Path(path)
+    config = ASTConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=hidden_size * 2,
+        num_mel_bins=num_mel_bins,
+        max_length=max_length,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type=problem_type,
+    )
+    model = ASTForAudioClassification(config).eval()
+    with torch.no_grad():
+        # Small random logits: without a bias every label stays near 0.5 after a sigmoid.
+        model.classifier.dense.weight.mul_(0.1)
+        model.classifier.dense.bias.fill_(-4.0)
+        for label, bias in (biases or {}).items():
+            model.classifier.dense.bias[list(labels).index(label)] = bias
+    model.save_pretrained(folder)
+    ASTFeatureExtractor(num_mel_bins=num_mel_bins, max_length=max_length).save_pretrained(folder)
+    return folder
+
+
+def build_qwen_tokenizer(path: Path | str, *, vocab_size: int = 600) -> Path:
+    """Train a small byte-level BPE tokenizer with Qwen's chat and audio tokens; save it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(path)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(QWEN_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+        # The audio tokens become tokenizer attributes, which is where processors look first.
+        extra_special_tokens={
+            "audio_token": "<|AUDIO|>",
+            "audio_bos_token": "<|audio_bos|>",
+            "audio_eos_token": "<|audio_eos|>",
+        },
+    )
+    fast.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_qwen2_audio(
+    path: Path | str,
+    *,
+    hidden_size: int = 32,
+    num_layers: int = 1,
+    audio_d_model: int = 16,
+    audio_layers: int = 1,
+    chunk_seconds: int = 2,
+    never_stop: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Save a random `Qwen2AudioForConditionalGeneration` with its processor and tokenizer.
+
+    The Whisper-style feature extractor pads every clip to `chunk_seconds` (30 s in the real
+    model; 2 s keeps the audio prompt at 50 tokens). `never_stop` suppresses the special tokens so
+    every generation runs to `max_new_tokens` and decodes to non-empty text (benchmarks compare
+    equal amounts of work; tests see text).
+    """
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        GenerationConfig,
+        Qwen2AudioConfig,
+        Qwen2AudioEncoderConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        Qwen2Config,
+        WhisperFeatureExtractor,
+    )
+
+    torch.manual_seed(seed)
+    folder = Path(path)
+    build_qwen_tokenizer(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    frames = chunk_seconds * 100
+    audio_config = Qwen2AudioEncoderConfig(
+        num_mel_bins=128,
+        encoder_layers=audio_layers,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=audio_d_model * 2,
+        d_model=audio_d_model,
+        # The encoder checks that its input has exactly 2 * max_source_positions frames.
+        max_source_positions=frames // 2,
+    )
+    text_config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+    )
+    config = Qwen2AudioConfig(
+        audio_config=audio_config.to_dict(),
+        text_config=text_config.to_dict(),
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    model = Qwen2AudioForConditionalGeneration(config).eval()
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    # Special and whitespace-only tokens: what a random model would otherwise "say" forever.
+    silent = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
+    special = sorted({*silent, *(tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS)})
+    model.generation_config = GenerationConfig(
+        eos_token_id=eos,
+        pad_token_id=pad,
+        do_sample=False,
+        max_new_tokens=16,
+        suppress_tokens=special if never_stop else None,
+    )
+    model.save_pretrained(folder)
+    extractor = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, chunk_length=chunk_seconds
+    )
+    Qwen2AudioProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+# Languages of the tiny Whisper (each gets its <|xx|> token) and the text its BPE learns.
+WHISPER_LANGUAGES: tuple[str, ...] = ("en", "de")
+_WHISPER_CORPUS = (
+    "turn on the kitchen light",
+    "turn off the bedroom lamp",
+    "what time is it",
+    "schalte das licht in der küche ein",
+    "wie spät ist es",
+    "open the garage door",
+)
+
+
+def build_tiny_whisper(
+    path: Path | str,
+    *,
+    languages: Sequence[str] = WHISPER_LANGUAGES,
+    d_model: int = 16,
+    num_layers: int = 1,
+    chunk_seconds: int = 2,
+    max_new_tokens: int = 8,
+    seed: int = 0,
+) -> Path:
+    """Save a random `WhisperForConditionalGeneration` with its processor and a tiny tokenizer.
+
+    The tokenizer is a byte-level BPE trained here on a few sentences, wrapped as a
+    `WhisperTokenizer` with Whisper's special tokens (<|startoftranscript|>, one
+    <|xx|> per language, <|transcribe|>, <|notimestamps|>, <|endoftext|> ...). The
+    generation config carries `lang_to_id` / `task_to_id` like the hub checkpoints', so
+    language forcing runs the real code path. `chunk_seconds` shortens Whisper's 30 s window
+    (2 s keeps the encoder at 100 positions).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    torch.manual_seed(seed)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_WHISPER_CORPUS, trainer=trainer)
+    bpe.model.save(str(folder))  # vocab.json and merges.txt, the files WhisperTokenizer reads
+    specials = [
+        "<|startoftranscript|>",
+        *(f"<|{code}|>" for code in languages),
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nocaptions|>",
+        "<|notimestamps|>",
+    ]
+    tokenizer = WhisperTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in specials}
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        num_mel_bins=80,
+        d_model=d_model,
+        encoder_layers=num_layers,
+        decoder_layers=num_layers,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=d_model * 2,
+        decoder_ffn_dim=d_model * 2,
+        # The encoder checks its input has exactly 2 * max_source_positions frames.
+        max_source_positions=chunk_seconds * 100 // 2,
+        max_target_positions=64,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
+    )
+    model = WhisperForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        max_length=32,
+        max_new_tokens=max_new_tokens,
+        is_multilingual=True,
+        lang_to_id={f"<|{code}|>": ids[f"<|{code}|>"] for code in languages},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+        prev_sot_token_id=ids["<|startofprev|>"],
+        return_timestamps=False,
+    )
+    model.save_pretrained(folder)
+    extractor = WhisperFeatureExtractor(
+        feature_size=80, sampling_rate=16000, chunk_length=chunk_seconds
+    )
+    WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+# -- a MiDashengLM lookalike ----------------------------------------------------------------
+#
+# MiDashengLM itself is remote code with 7B weights. This stand-in is a folder of the same
+# shape: `model_type` "midashenglm", `auto_map` to its own configuration / modeling /
+# processing files, a processor that takes `text` + `audio` and returns `input_ids`,
+# `attention_mask`, `input_values` and `audio_length` (left-padded text), and a model whose
+# `generate` runs its Qwen2 decoder from `inputs_embeds`, so it returns only new tokens. It
+# exercises the trust_remote_code loading and batching path; the real model's numerics,
+# prompt formats and audio encoder are not modelled.
+
+_MDL_CONFIGURATION = """
+from transformers import PretrainedConfig
+
+
+class MiDashengLMConfig(PretrainedConfig):
+    model_type = "midashenglm"
+
+    def __init__(self, lm_config=None, audio_token_id=3, samples_per_token=1600, **kwargs):
+        self.lm_config = dict(lm_config or {})
+        self.audio_token_id = audio_token_id
+        self.samples_per_token = samples_per_token
+        super().__init__(**kwargs)
+"""
+
+_MDL_MODELING = """
+import torch
+from torch import nn
+from transformers import PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
+
+from .configuration_midashenglm import MiDashengLMConfig
+
+
+class MiDashengLMModel(PreTrainedModel):
+    config_class = MiDashengLMConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.decoder = Qwen2ForCausalLM(Qwen2Config(**config.lm_config))
+        hidden = self.decoder.config.hidden_size
+        self.audio_projector = nn.Linear(config.samples_per_token, hidden)
+        self.post_init()
+
+    def _embeds(self, input_ids, input_values, audio_length):
+        embeds = self.decoder.get_input_embeddings()(input_ids)
+        step = self.config.samples_per_token
+        usable = (input_values.shape[1] // step) * step
+        audio = self.audio_projector(input_values[:, :usable].reshape(input_values.shape[0], -1, step))
+        for row in range(input_ids.shape[0]):
+            where = (input_ids[row] == self.config.audio_token_id).nonzero().squeeze(-1)
+            embeds[row, where] = audio[row, : where.numel()].to(embeds.dtype)
+        return embeds
+
+    def forward(self, input_ids, attention_mask=None, input_values=None, audio_length=None, **kwargs):
+        embeds = self._embeds(input_ids, input_values, audio_length)
+        return self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, input_values=None, audio_length=None, **kwargs):
+        embeds = self._embeds(input_ids, input_values, audio_length)
+        return self.decoder.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+"""
+
+_MDL_PROCESSING = """
+import math
+
+from transformers import BatchFeature, ProcessorMixin
+
+
+class MiDashengLMProcessor(ProcessorMixin):
+    attributes = ["feature_extractor", "tokenizer"]
+    feature_extractor_class = "Wav2Vec2FeatureExtractor"
+    tokenizer_class = "AutoTokenizer"
+
+    def __init__(self, feature_extractor=None, tokenizer=None, chat_template=None, samples_per_token=1600):
+        self.audio_token = "<|AUDIO|>"
+        self.samples_per_token = samples_per_token
+        super().__init__(feature_extractor, tokenizer, chat_template=chat_template)
+
+    def __call__(self, text=None, audio=None, padding=True, return_tensors="pt", **kwargs):
+        if isinstance(text, str):
+            text = [text]
+        if audio is None or len(audio) != sum(t.count(self.audio_token) for t in text):
+            raise ValueError("one audio per audio token")
+        features = self.feature_extractor(
+            audio, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
+        lengths = features.pop("attention_mask").sum(-1)
+        expanded = []
+        for sample, length in zip(text, lengths.tolist()):
+            count = max(1, math.ceil(length / self.samples_per_token))
+            expanded.append(sample.replace(self.audio_token, self.audio_token * count, 1))
+        tokens = self.tokenizer(expanded, padding=padding, padding_side="left", return_tensors="pt")
+        tokens.pop("token_type_ids", None)
+        return BatchFeature(
+            {**tokens, "input_values": features["input_values"], "audio_length": lengths.long()}
+        )
+"""
+
+MIDASHENGLM_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_midashenglm_lookalike(
+    path: Path | str, *, hidden_size: int = 32, seed: int = 0
+) -> Path:
+    """Save a remote-code folder with MiDashengLM's interface (see the note above)."""
+    import importlib.util
+    import json
+
+    import torch
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Wav2Vec2FeatureExtractor,
+    )
+
+    torch.manual_seed(seed)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in (
+        ("configuration_midashenglm.py", _MDL_CONFIGURATION),
+        ("modeling_midashenglm.py", _MDL_MODELING),
+        ("processing_midashenglm.py", _MDL_PROCESSING),
+    ):
+        (folder / name).write_text(source.lstrip(), encoding="utf-8")
+    build_qwen_tokenizer(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = MIDASHENGLM_CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    text_config = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 512,
+        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        "pad_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    }
+    config = {
+        "model_type": "midashenglm",
+        "architectures": ["MiDashengLMModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_midashenglm.MiDashengLMConfig",
+            "AutoModelForCausalLM": "modeling_midashenglm.MiDashengLMModel",
+        },
+        "lm_config": text_config,
+        "audio_token_id": tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    }
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    model_config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=True)
+    model.save_pretrained(folder)
+
+    spec = importlib.util.spec_from_file_location(
+        "processing_midashenglm", folder / "processing_midashenglm.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=False)
+    processor = module.MiDashengLMProcessor(
+        extractor, tokenizer, chat_template=MIDASHENGLM_CHAT_TEMPLATE
+    )
+    processor.save_pretrained(folder)
+    # What the real repository's processor config says: where AutoProcessor finds the class.
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        file = folder / name
+        data = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+        data["processor_class"] = "MiDashengLMProcessor"
+        data["auto_map"] = {"AutoProcessor": "processing_midashenglm.MiDashengLMProcessor"}
+        file.write_text(json.dumps(data), encoding="utf-8")
+    return folder
