@@ -49,6 +49,7 @@ class Config:
     max_batch: int = 64
     max_wait_ms: float = 5.0
     max_queue: int = 4096
+    torch_threads: int | None = None
     # Detection
     sensitivity: str = "medium"
     gate_dbfs: float = -70.0

@@ -25,19 +25,23 @@ class CategoryParams:
     An event starts when the score reaches `on` and continues while it stays at or above
     `off` (hysteresis). It is reported only once it lasted `min_duration` seconds, and it
     ends when the category has not been heard for `hold` seconds (alarms pause between
-    bursts, so their hold is longer than one pause).
+    bursts, so their hold is longer than one pause). `gated` categories are ignored in
+    frames whose level is under the gate.
     """
 
     on: float = 0.5
     off: float = 0.35
     min_duration: float = 0.0
     hold: float = 1.0
+    gated: bool = True
 
 
 DEFAULT_PARAMS: Mapping[str, CategoryParams] = {
-    "smoke_alarm": CategoryParams(on=0.5, off=0.4, hold=6.0),
-    "co_alarm": CategoryParams(on=0.5, off=0.4, hold=7.0),
-    "fire_alarm": CategoryParams(on=0.5, off=0.4, hold=6.0),
+    # Alarm patterns are often confirmed in the silent pause after a burst, so the level of
+    # that last hop says nothing about them: alarms are not gated.
+    "smoke_alarm": CategoryParams(on=0.5, off=0.4, hold=6.0, gated=False),
+    "co_alarm": CategoryParams(on=0.5, off=0.4, hold=7.0, gated=False),
+    "fire_alarm": CategoryParams(on=0.5, off=0.4, hold=6.0, gated=False),
     "siren": CategoryParams(hold=3.0),
     "speech": CategoryParams(on=0.5, off=0.35, min_duration=0.3, hold=1.5),
     "water_running": CategoryParams(min_duration=2.0, hold=3.0),
@@ -158,7 +162,7 @@ class EventTracker:
         updates: list[EventUpdate] = []
         gated = level_dbfs < self.gate_dbfs
         for category, params in self._params.items():
-            det = None if gated else detections.get(category)
+            det = None if gated and params.gated else detections.get(category)
             track = self._tracks.get(category)
             if track is None:
                 if det is not None and det.score >= params.on:

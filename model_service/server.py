@@ -67,7 +67,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # Keep headers such as Allow or Retry-After, but not the body's own.
         headers = {
-            k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")
+            k: v
+            for k, v in exc.headers.items()
+            if k.lower() not in ("content-type", "content-length")
         }
         return json_error(exc.status, exc.text or exc.reason or "error", headers)
     except audio.FFmpegNotFoundError as err:

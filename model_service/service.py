@@ -108,9 +108,15 @@ class Service:
         # Chunks of one batch each: a long upload then interleaves fairly with live sources
         # instead of holding the queue, and stream-keyed caches see windows in order.
         step = self.tagger_batcher.max_batch
-        for i in range(0, len(windows), step):
-            chunk: Sequence[Window] = [w for _, w in windows[i : i + step]]
-            detections.extend(await self.tagger_batcher.submit_many(chunk))
+        try:
+            for i in range(0, len(windows), step):
+                chunk: Sequence[Window] = [w for _, w in windows[i : i + step]]
+                detections.extend(await self.tagger_batcher.submit_many(chunk))
+        finally:
+            # A one-off clip's cached features would only push live sources out of the cache.
+            forget = getattr(self.tagger, "forget", None)
+            if forget is not None and stream is None:
+                await asyncio.to_thread(forget, key)
         frames = []
         for (time, window), det in zip(windows, detections, strict=True):
             frame_hop = min(hop, window.audio.size / SAMPLE_RATE)

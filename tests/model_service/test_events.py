@@ -85,6 +85,17 @@ def test_gate_silences_quiet_frames() -> None:
     assert events == []
 
 
+def test_alarms_are_not_gated() -> None:
+    """An alarm confirmed in the silent pause after its burst still counts."""
+    events = events_from_frames(
+        frames([0.9] * 3, "smoke_alarm", level=-90.0, onset=2.0),
+        ["smoke_alarm"],
+        duration=1.5,
+        gate_dbfs=-70.0,
+    )
+    assert len(events) == 1
+
+
 def test_onset_moves_start_back() -> None:
     """A pattern detector's onset places the start where the pattern began."""
     events = events_from_frames(

@@ -29,8 +29,13 @@ def wav_bytes(audio: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> b
 
 
 def smoke_clip(seconds: float = 10.0) -> np.ndarray:
-    """A T3 smoke alarm in room noise at 10 dB SNR."""
-    alarm = synth.smoke_alarm(seconds)
+    """A T3 smoke alarm starting 0.5 s into room noise, at 10 dB SNR.
+
+    (A pulse that touches the clip's first sample has no visible onset, so the builtin
+    detector cannot confirm its length; real recordings start before the alarm.)
+    """
+    lead = np.zeros(RATE // 2, dtype=np.float32)
+    alarm = np.concatenate([lead, synth.smoke_alarm(seconds - 0.5)])
     noise = synth.pink_noise(seconds, seed=2)
     return synth.mix_at_snr(alarm, noise, 10.0)
 
@@ -110,7 +115,7 @@ async def test_classify_finds_smoke_alarm(make_client) -> None:
     assert body["duration"] == pytest.approx(10.0, abs=0.01)
     smoke = [e for e in body["events"] if e["category"] == "smoke_alarm"]
     assert smoke, body
-    assert 0.0 <= smoke[0]["start"] < 3.0
+    assert 0.3 <= smoke[0]["start"] < 0.8  # the first pulse, dated by the pattern's onset
     assert smoke[0]["end"] <= 10.0
     assert smoke[0]["label"] == "Smoke detector, smoke alarm"
     assert set(smoke[0]) >= {"category", "label", "score", "start", "end"}
