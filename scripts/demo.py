@@ -1,0 +1,387 @@
+"""Demo: the model service and a real Home Assistant hearing a synthesized household scene.
+
+Starts the service on its embedded default (no downloads) and Home Assistant 2025.4.4 on a
+fresh copy of `config/` with the integration linked in; finishes onboarding with a demo user,
+adds the integration through the config flow, creates the push source "Demo room" and plays
+a household scene into it in real time, on a loop. Ctrl-C stops everything.
+
+`--check` does the same headless and exits 0 only when Home Assistant showed the demo room's
+smoke alarm binary sensor turning on, its sound level sensor has a value, and the
+conversation agent's answer to "what did you hear?" names the smoke alarm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from model_service import synth  # noqa: E402
+from tests.e2e.harness import (  # noqa: E402
+    DOMAIN,
+    HarnessError,
+    HomeAssistantClient,
+    HomeAssistantProcess,
+    LivePusher,
+    ServiceClient,
+    ServiceProcess,
+    free_port,
+    tail,
+    to_pcm16,
+    wait_source_entities,
+)
+
+WORK = ROOT / ".demo"
+CREDENTIALS = WORK / "credentials.json"
+SOURCE_NAME = "Demo room"
+USERNAME = "demo"
+QUESTION = "what did you hear?"
+SHOWN = ("smoke_alarm", "co_alarm", "appliance_beep", "loud_noise", "speech", "last_sound")
+
+
+class CheckFailedError(Exception):
+    """The headless check found what it needed missing; the message is the reason."""
+
+
+def credentials(*, keep: bool) -> dict[str, str]:
+    """The demo user's password and the service token; with `keep`, made once under .demo/."""
+    if keep:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            saved = json.loads(CREDENTIALS.read_text(encoding="utf-8"))
+            if {"username", "password", "service_token"} <= saved.keys():
+                return saved
+    made = {
+        "username": USERNAME,
+        "password": secrets.token_urlsafe(9),
+        "service_token": secrets.token_hex(16),
+    }
+    if keep:
+        WORK.mkdir(exist_ok=True)
+        CREDENTIALS.write_text(json.dumps(made, indent=2) + "\n", encoding="utf-8")
+        CREDENTIALS.chmod(0o600)
+    return made
+
+
+def shown(path: Path) -> str:
+    """A path as the user should read it: relative to the repository when inside it."""
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(ROOT))
+    return str(path)
+
+
+def say(message: str = "") -> None:
+    """Print a line at once (the demo's output is its user interface)."""
+    print(message, flush=True)
+
+
+class Demo:
+    """The two processes, the clients and the pusher of one demo run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        """Fresh working folders for this run: under .demo/, or a temporary one for --check.
+
+        The check runs apart from .demo/ so `scripts/test` can run while a demo is open.
+        """
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="midasheng-demo-check-")) if args.check else WORK
+        self.creds = credentials(keep=not args.check)
+        for name in ("homeassistant", "service-data", "service.log", "homeassistant.console.log"):
+            path = self.work / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        self.service = ServiceProcess(
+            self.work / "service-data",
+            token=self.creds["service_token"],
+            log_path=self.work / "service.log",
+            port=free_port(args.port),
+        )
+        self.hass = HomeAssistantProcess(
+            self.work / "homeassistant",
+            log_path=self.work / "homeassistant.console.log",
+            port=free_port(args.ha_port),
+            host=args.ha_host,
+        )
+        self.pusher: LivePusher | None = None
+        self.entities: dict[str, str] = {}
+        self.truth: list[tuple[str, float, float]] = []
+
+    async def start(self, session: aiohttp.ClientSession) -> HomeAssistantClient:
+        """Start both, onboard, add the integration, create the source and start playing."""
+        say(f"starting the model service (builtin tagger, no downloads) on {self.service.url}")
+        say(f"starting Home Assistant on {self.hass.url} (first start takes a while)")
+        results = await asyncio.gather(
+            self.service.start(), self.hass.start(), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        ha = HomeAssistantClient(self.hass.url, session)
+        await ha.onboard(
+            name="Demo", username=self.creds["username"], password=self.creds["password"]
+        )
+        await ha.wait_running()
+        say("Home Assistant is running; onboarding done, demo user created")
+
+        svc = ServiceClient(self.service.url, session, self.creds["service_token"])
+        source = await svc.create_push_source(SOURCE_NAME)
+        service_id = (await svc.info())["id"]
+        await ha.setup_integration(self.service.url, self.creds["service_token"])
+        async with ha.websocket() as ws:
+            found = await wait_source_entities(
+                ws, service_id, source["id"], ("smoke_alarm", "sound_level")
+            )
+        self.entities = found.by_key
+        say(
+            f"integration set up against the service; source {SOURCE_NAME!r} has {len(self.entities)} entities"
+        )
+
+        audio, self.truth = synth.household_scene(seed=7)
+        self.pusher = LivePusher(
+            self.service.url,
+            self.creds["service_token"],
+            source["id"],
+            to_pcm16(audio),
+            loop=True,
+        )
+        self.pusher.start()
+        return ha
+
+    def banner(self) -> None:
+        """Where to look."""
+        shown_host = (
+            "localhost" if self.args.ha_host in ("127.0.0.1", "0.0.0.0") else self.args.ha_host
+        )
+        ha_url = f"http://{shown_host}:{self.hass.port}"
+        say()
+        say("MiDasheng Audio demo")
+        say(f"  Home Assistant  {ha_url}")
+        say(
+            f"                  user {self.creds['username']!r}, password {self.creds['password']!r}"
+        )
+        if not self.args.check:
+            say(f"                  (kept in {shown(CREDENTIALS)})")
+        say(f"  Model service   {self.service.url}  (API: {self.service.url}/openapi.json,")
+        say(
+            "                  bearer token: "
+            + (shown(CREDENTIALS) if not self.args.check else self.creds["service_token"])
+            + ")"
+        )
+        say(
+            f"  Demo source     {SOURCE_NAME!r} plays a 64 s household scene in real time, on a loop:"
+        )
+        merged: list[list[Any]] = []
+        for category, start, end in self.truth:
+            if merged and merged[-1][0] == category and start - merged[-1][2] < 1.0:
+                merged[-1][2] = end
+            else:
+                merged.append([category, start, end])
+        for category, start, end in merged:
+            say(f"                    {start:4.0f}-{end:3.0f} s  {category.replace('_', ' ')}")
+        say(
+            "  Entities        "
+            + ", ".join(
+                self.entities[k] for k in ("smoke_alarm", "sound_level") if k in self.entities
+            )
+        )
+        say("                  (Settings > Devices & services > MiDasheng Audio > Demo room)")
+        say(f"  Logs            {shown(self.service.log_path)}, {shown(self.hass.ha_log)}")
+        say()
+
+    async def stop(self) -> None:
+        """Stop the pusher, Home Assistant and the service, in that order."""
+        if self.pusher is not None:
+            await self.pusher.stop()
+        await self.hass.stop()
+        await self.service.stop()
+
+
+async def watch(ha: HomeAssistantClient, demo: Demo, stop: asyncio.Event) -> None:
+    """Print the demo room's entities as Home Assistant changes them, until `stop`."""
+    names = {entity_id: key for key, entity_id in demo.entities.items() if key in SHOWN}
+    async with ha.websocket() as ws:
+        changes = await ws.subscribe_events("state_changed")
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                getter = asyncio.create_task(changes.get())
+                await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                data = getter.result()["data"]
+                new = data.get("new_state") or {}
+                if data["entity_id"] in names and new.get("state") != (
+                    data.get("old_state") or {}
+                ).get("state"):
+                    say(
+                        f"  {time.strftime('%H:%M:%S')}  {data['entity_id']:45s} {new.get('state')}"
+                    )
+        finally:
+            waiter.cancel()
+
+
+async def check(ha: HomeAssistantClient, demo: Demo, wait_seconds: float) -> None:
+    """Raise CheckFailedError unless Home Assistant saw what the issue asks for."""
+    smoke = demo.entities["smoke_alarm"]
+    level = demo.entities["sound_level"]
+    say(f"checking: waiting up to {wait_seconds:.0f} s for {smoke} to turn on")
+    async with ha.websocket() as ws:
+        changes = await ws.subscribe_events("state_changed")
+        current = await ha.state(smoke)
+        seen_on = current is not None and current["state"] == "on"
+        deadline = time.monotonic() + wait_seconds
+        while not seen_on:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CheckFailedError(
+                    f"{smoke} did not turn on within {wait_seconds:.0f} s of the scene starting "
+                    "(its smoke alarm plays at 20-30 s)"
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    event = await changes.get()
+                    data = event["data"]
+                    seen_on = (
+                        data["entity_id"] == smoke
+                        and (data.get("new_state") or {}).get("state") == "on"
+                    )
+    say(f"  ok: {smoke} turned on")
+
+    state = await ha.state(level)
+    try:
+        value = float(state["state"]) if state else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise CheckFailedError(f"{level} has no value: {state and state['state']!r}")
+    say(f"  ok: {level} = {value} dBFS")
+
+    user = HomeAssistantClient(ha.url, ha.session)
+    try:
+        await user.login(demo.creds["username"], demo.creds["password"])
+    except HarnessError as err:
+        raise CheckFailedError(f"the demo user cannot log in: {err}") from err
+    say(f"  ok: user {demo.creds['username']!r} logs in with the printed password")
+
+    agent = await midasheng_agent(ha)
+    answer = await ha.conversation(QUESTION, agent_id=agent)
+    speech = (((answer.get("response") or {}).get("speech") or {}).get("plain") or {}).get(
+        "speech", ""
+    )
+    if "smoke alarm" not in speech.lower():
+        if agent is None:
+            raise CheckFailedError(
+                "the conversation agent is missing: the integration has no conversation entity, "
+                f"and Home Assistant's default agent answered {QUESTION!r} with {speech!r}"
+            )
+        raise CheckFailedError(
+            f"{agent} answered {QUESTION!r} with {speech!r}, which does not name the smoke alarm"
+        )
+    say(f"  ok: {agent or 'the default agent'} answered {QUESTION!r}: {speech!r}")
+
+
+async def midasheng_agent(ha: HomeAssistantClient) -> str | None:
+    """The integration's conversation entity, if it has one."""
+    async with ha.websocket() as ws:
+        for entry in await ws.entity_registry():
+            if entry.get("platform") == DOMAIN and entry["entity_id"].startswith("conversation."):
+                return str(entry["entity_id"])
+    return None
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C (or, with --check, until the check is decided)."""
+    demo = Demo(args)
+    code = await _run(args, demo)
+    if args.check:
+        if code == 0:
+            shutil.rmtree(demo.work, ignore_errors=True)
+        else:
+            say(f"logs and state kept in {demo.work}")
+    return code
+
+
+async def _run(args: argparse.Namespace, demo: Demo) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started = time.monotonic()
+    try:
+        async with aiohttp.ClientSession() as session:
+            starting = asyncio.create_task(demo.start(session))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                say("interrupted while starting")
+                return 130
+            stopper.cancel()
+            ha = starting.result()
+            demo.banner()
+            if args.check:
+                try:
+                    await check(ha, demo, args.timeout)
+                except CheckFailedError as err:
+                    say(f"demo check FAILED after {time.monotonic() - started:.0f} s: {err}")
+                    return 1
+                say(f"demo check passed in {time.monotonic() - started:.0f} s")
+                return 0
+            say("Watching the demo room (Ctrl-C stops Home Assistant and the service):")
+            await watch(ha, demo, stop)
+            return 0
+    except (HarnessError, aiohttp.ClientError, OSError) as err:
+        say(f"demo failed: {err}")
+        for log in (demo.service.log_path, demo.hass.ha_log):
+            if log.exists():
+                say(f"---- last lines of {shown(log)}:\n{tail(log, 25)}")
+        return 1
+    finally:
+        say("stopping Home Assistant and the model service ...")
+        await demo.stop()
+        say("stopped; nothing is left running")
+
+
+def main() -> int:
+    """Parse the flags and run."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="headless: verify and exit")
+    parser.add_argument("--port", type=int, default=8765, help="service port (another if taken)")
+    parser.add_argument(
+        "--ha-port", type=int, default=8123, help="Home Assistant port (another if taken)"
+    )
+    parser.add_argument(
+        "--ha-host",
+        default=os.environ.get("MIDASHENG_HA_HOST", "127.0.0.1"),
+        help="address Home Assistant binds (0.0.0.0 to open the UI from other machines)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=90.0, help="--check: seconds to wait for the alarm"
+    )
+    args = parser.parse_args()
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
