@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeassistant.const import CONF_TOKEN, CONF_URL, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import (
     config_validation as cv,
@@ -12,6 +12,7 @@ from homeassistant.helpers import (
     llm,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
@@ -117,7 +118,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) ->
     await coordinator.async_push_sensitivity()
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    coordinator.async_start()
+
+    @callback
+    def _async_start_push(_: HomeAssistant) -> None:
+        coordinator.async_start()
+
+    # Events the service replays on connecting go to automations, which listen only once
+    # Home Assistant has started: open the push connection then (at once when it runs).
+    entry.async_on_unload(async_at_started(hass, _async_start_push))
     hass.data[DATA_PHRASES].async_invalidate()
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True

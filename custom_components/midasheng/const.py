@@ -40,6 +40,9 @@ KNOWN_CATEGORIES: Final = (
 
 STORAGE_VERSION: Final = 1
 STORAGE_SAVE_DELAY: Final = 5
+# How many events the push connection remembers (by seq, with the rev it handled last) to
+# tell a repeated start or end from a new one; older events count as already delivered.
+SEEN_EVENTS_MAX: Final = 1000
 
 # Reconnect backoff for the push connection: doubles from the first value up to the second.
 RECONNECT_MIN_DELAY: Final = 1.0

@@ -114,13 +114,13 @@ class Language:
 
 
 def available_languages() -> list[str]:
-    """Languages with a sentences folder."""
+    """Languages with a sentences folder (blocking: reads the folder)."""
     return sorted(p.name for p in SENTENCES_DIR.iterdir() if p.is_dir())
 
 
-def language_code(language: str | None) -> str:
+def language_code(language: str | None, available: Iterable[str]) -> str:
     """The sentences folder for a language tag ("en-US" -> "en"); English by default."""
-    available = available_languages()
+    available = set(available)
     if language:
         for candidate in (language, language.split("-")[0].split("_")[0]):
             if candidate in available:
@@ -255,11 +255,14 @@ class SoundAssistant:
         self.hass = hass
         self.away = AwayTracker(hass)
         self._languages: dict[str, Language] = {}
+        self._available: list[str] | None = None
         self._lock = asyncio.Lock()
 
     async def async_language(self, language: str | None) -> Language:
-        """The loaded sentences for a language tag."""
-        code = language_code(language)
+        """The loaded sentences for a language tag (files are read in the executor)."""
+        if self._available is None:
+            self._available = await self.hass.async_add_executor_job(available_languages)
+        code = language_code(language, self._available)
         if (lang := self._languages.get(code)) is None:
             async with self._lock:
                 if (lang := self._languages.get(code)) is None:

@@ -50,8 +50,9 @@ def event_message(
     ended: bool = False,
     replay: bool = False,
     score: float = 0.97,
+    rev: int | None = None,
 ) -> dict[str, Any]:
-    """An `event` WebSocket message in the wire format."""
+    """An `event` WebSocket message in the wire format (with `rev` when given)."""
     message = copy.deepcopy(load_json("event_smoke_start.json"))
     event = message["event"]
     event.update(
@@ -64,6 +65,8 @@ def event_message(
     )
     if ended:
         event.update(end="2026-11-22T10:00:11.500+00:00", duration=8.0)
+    if rev is not None:
+        event["rev"] = rev
     if replay:
         message["replay"] = True
     return message

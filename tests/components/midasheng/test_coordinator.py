@@ -500,3 +500,185 @@ async def test_diagnostics_state(
     assert data["connected"]
     assert data["last_seq"] == 42
     assert data["open_seqs"] == [42]
+
+
+# Services that send `rev`: resume from the highest rev, dedupe per event.
+
+
+def _turned_on(states: list[Any], entity_id: str) -> list[Any]:
+    return [
+        e
+        for e in states
+        if e.data["entity_id"] == entity_id
+        and e.data["new_state"] is not None
+        and e.data["new_state"].state == STATE_ON
+    ]
+
+
+async def _reconnect(hass: HomeAssistant, fake_service: FakeService) -> None:
+    count = len(fake_service.subscriptions)
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(count + 1)
+
+
+async def test_replay_out_of_seq_order(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """Events that end in another order than they started are each delivered once.
+
+    While Home Assistant was away, 42 started, 43 started, 43 ended, 42 ended: the replay,
+    ordered by rev, brings 43 in its final form before 42.
+    """
+    bus = async_capture_events(hass, EVENT_SOUND)
+    states = async_capture_events(hass, "state_changed")
+    await _reconnect(hass, fake_service)
+    assert fake_service.subscriptions[-1] == 41
+    await fake_service.send(
+        event_message(43, "dog_bark", ended=True, replay=True, rev=44),
+        event_message(42, ended=True, replay=True, rev=45),
+        *handshake(last_seq=45),
+    )
+    await hass.async_block_till_done()
+    assert [(e.data["seq"], e.data["type"], e.data["replay"]) for e in bus] == [
+        (43, "start", True),
+        (43, "end", True),
+        (42, "start", True),
+        (42, "end", True),
+    ]
+    assert not _turned_on(states, SMOKE)
+    assert not _turned_on(states, "binary_sensor.kitchen_dog_bark")
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert hass.states.get(EVENT).attributes["seq"] == 42
+    coordinator = init_integration.runtime_data.coordinator
+    assert coordinator.last_seq == 45
+    assert coordinator.active_events() == []
+
+    # The same replay again (a service resending from an older point) fires nothing.
+    await _reconnect(hass, fake_service)
+    assert fake_service.subscriptions[-1] == 45
+    await fake_service.send(
+        event_message(43, "dog_bark", ended=True, replay=True, rev=44),
+        event_message(42, ended=True, replay=True, rev=45),
+        *handshake(last_seq=45),
+    )
+    await hass.async_block_till_done()
+    assert len(bus) == 4
+
+
+async def test_resume_from_highest_rev(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Live events with revs; a resume asks for what changed after the highest rev seen."""
+    bus = async_capture_events(hass, EVENT_SOUND)
+    await fake_service.send(
+        event_message(42, rev=42),
+        event_message(43, "dog_bark", rev=43),
+        event_message(43, "dog_bark", ended=True, rev=44),
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_ON
+
+    # 42 (still open here) is not replayed while it goes on: resume after 44, not 41.
+    await _reconnect(hass, fake_service)
+    assert fake_service.subscriptions[-1] == 44
+    assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
+    await fake_service.send(
+        event_message(45, "doorbell", replay=True, rev=45),
+        event_message(43, "dog_bark", ended=True, replay=True, rev=44),  # a repeat
+        *handshake(last_seq=45),
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_ON
+    assert hass.states.get("binary_sensor.kitchen_doorbell").state == STATE_ON
+
+    # Live again: 42 ends (once), 45 ends; repeats of either change nothing.
+    await fake_service.send(
+        event_message(42, ended=True, rev=46),
+        event_message(42, rev=42),
+        event_message(42, ended=True, rev=46),
+        event_message(45, "doorbell", ended=True, rev=47),
+    )
+    await hass.async_block_till_done()
+    assert [(e.data["seq"], e.data["type"], e.data["replay"]) for e in bus] == [
+        (42, "start", False),
+        (43, "start", False),
+        (43, "end", False),
+        (45, "start", True),
+        (42, "end", False),
+        (45, "end", False),
+    ]
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert hass.states.get("binary_sensor.kitchen_doorbell").state == STATE_OFF
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    data = hass_storage[f"{DOMAIN}.{init_integration.entry_id}"]["data"]
+    assert data["last_seq"] == 47
+    assert data["open_seqs"] == []
+    assert data["seen"] == [[42, 46], [43, 44], [45, 47]]
+    assert data["floor"] == 41
+
+
+async def test_event_started_before_subscribing_is_old_news(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """The end of an event that started before the first subscription is not delivered."""
+    bus = async_capture_events(hass, EVENT_SOUND)
+    await fake_service.send(event_message(40, ended=True, rev=42))
+    await hass.async_block_till_done()
+    assert bus == []
+    assert init_integration.runtime_data.coordinator.last_seq == 42
+
+
+async def test_seen_events_are_bounded(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """Only the newest events are remembered; older ones count as delivered, open ones stay."""
+    coordinator = init_integration.runtime_data.coordinator
+    bus = async_capture_events(hass, EVENT_SOUND)
+    with patch("custom_components.midasheng.coordinator.SEEN_EVENTS_MAX", 3):
+        await fake_service.send(event_message(42, rev=42))
+        for seq in range(43, 48):
+            await fake_service.send(event_message(seq, "cat", ended=True, rev=seq))
+        assert sorted(coordinator._seen) == [42, 46, 47]
+        assert coordinator._floor == 45
+        # A forgotten event replayed again is old news; the open one still ends once.
+        await fake_service.send(
+            event_message(44, "cat", ended=True, replay=True, rev=44),
+            event_message(42, ended=True, rev=48),
+        )
+        await hass.async_block_till_done()
+    assert [(e.data["seq"], e.data["type"]) for e in bus if e.data["seq"] in (42, 44)] == [
+        (42, "start"),
+        (44, "start"),
+        (44, "end"),
+        (42, "end"),
+    ]
+    assert hass.states.get(SMOKE).state == STATE_OFF
+
+
+async def test_service_log_reset_with_revs(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """A service whose log restarted below our cursor is followed from its new counter."""
+    bus = async_capture_events(hass, EVENT_SOUND)
+    await fake_service.send(event_message(42, rev=42), event_message(43, "cat", rev=43))
+    await _reconnect(hass, fake_service)
+    assert fake_service.subscriptions[-1] == 43
+    await fake_service.send(*handshake(last_seq=3))
+    await fake_service.send(event_message(4, "cat", rev=4), event_message(4, "cat", rev=4))
+    await hass.async_block_till_done()
+    coordinator = init_integration.runtime_data.coordinator
+    assert coordinator.last_seq == 4
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert hass.states.get("binary_sensor.kitchen_cat").state == STATE_ON
+    assert [(e.data["seq"], e.data["type"]) for e in bus] == [
+        (42, "start"),
+        (43, "start"),
+        (4, "start"),
+    ]
+    await _reconnect(hass, fake_service)
+    assert fake_service.subscriptions[-1] == 4

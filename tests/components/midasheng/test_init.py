@@ -7,11 +7,12 @@ from typing import Any
 from unittest.mock import MagicMock
 
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
+from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.midasheng.api import (
@@ -19,7 +20,7 @@ from custom_components.midasheng.api import (
     MidashengConnectionError,
     MidashengResponseError,
 )
-from custom_components.midasheng.const import DOMAIN
+from custom_components.midasheng.const import DOMAIN, EVENT_SOUND
 
 from .conftest import SERVICE_ID, FakeService, event_message, handshake
 
@@ -270,3 +271,139 @@ async def test_unreadable_resume_state(
     await fake_service.wait_subscriptions(1)
     assert fake_service.subscriptions == [None]
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+def _stored(entry: MockConfigEntry, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"{DOMAIN}.{entry.entry_id}",
+        "data": data,
+    }
+
+
+async def test_restart_resumes_from_stored_rev(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A restarted Home Assistant resumes after the highest rev it saw, firing each event once.
+
+    Before the restart 45 was open and 46 had ended (at rev 47). While it was down 45 ended,
+    and 48 and 49 started and ended in reverse order.
+    """
+    key = f"{DOMAIN}.{mock_config_entry.entry_id}"
+    hass_storage[key] = _stored(
+        mock_config_entry,
+        {"last_seq": 47, "open_seqs": [45], "seen": [[45, 45], [46, 47]], "floor": 41},
+    )
+    bus = async_capture_events(hass, EVENT_SOUND)
+    states = async_capture_events(hass, "state_changed")
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    assert fake_service.subscriptions == [47]
+    await fake_service.send(
+        event_message(46, "cat", ended=True, replay=True, rev=47),  # a repeat
+        event_message(45, ended=True, replay=True, rev=50),
+        event_message(49, "dog_bark", ended=True, replay=True, rev=51),
+        event_message(48, "doorbell", ended=True, replay=True, rev=52),
+        *handshake(last_seq=52),
+    )
+    await hass.async_block_till_done()
+    assert [(e.data["seq"], e.data["type"]) for e in bus] == [
+        (45, "end"),
+        (49, "start"),
+        (49, "end"),
+        (48, "start"),
+        (48, "end"),
+    ]
+    assert all(e.data["replay"] for e in bus)
+    assert not [
+        e for e in states if e.data["new_state"] is not None and e.data["new_state"].state == "on"
+    ]
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    data = hass_storage[key]["data"]
+    assert data["last_seq"] == 52
+    assert data["open_seqs"] == []
+    assert data["seen"] == [[45, 50], [46, 47], [48, 52], [49, 51]]
+
+    # Restarted again: the same replay (or an older resume point) repeats nothing.
+    bus.clear()
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
+    assert fake_service.subscriptions[-1] == 52
+    await fake_service.send(
+        event_message(49, "dog_bark", ended=True, replay=True, rev=51),
+        event_message(48, "doorbell", ended=True, replay=True, rev=52),
+        *handshake(last_seq=52),
+    )
+    await hass.async_block_till_done()
+    assert bus == []
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_replay_waits_for_home_assistant_started(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Entities are created while Home Assistant starts; the push connection (and its
+    replay) opens once it has started, when automations listen."""
+    hass_storage[f"{DOMAIN}.{mock_config_entry.entry_id}"] = _stored(
+        mock_config_entry, {"last_seq": 41, "open_seqs": [], "seen": [], "floor": 41}
+    )
+    hass.set_state(CoreState.not_running)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("binary_sensor.kitchen_smoke_alarm").state == "unavailable"
+    assert fake_service.subscriptions == []
+    assert mock_config_entry.runtime_data.coordinator._task is None
+
+    # An automation-like listener that only starts listening when Home Assistant has started.
+    seen: list[tuple[int, str]] = []
+
+    @callback
+    def listen(_: Event) -> None:
+        hass.bus.async_listen(EVENT_SOUND, lambda e: seen.append((e.data["seq"], e.data["type"])))
+
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STARTED, listen)
+    hass.set_state(CoreState.running)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    assert fake_service.subscriptions == [41]
+    await fake_service.send(
+        event_message(42, ended=True, replay=True, rev=43), *handshake(last_seq=43)
+    )
+    await hass.async_block_till_done()
+    assert seen == [(42, "start"), (42, "end")]
+    assert hass.states.get("binary_sensor.kitchen_smoke_alarm").state == "off"
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_unload_before_started_never_connects(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+) -> None:
+    """An entry unloaded while Home Assistant starts does not connect once it has started."""
+    hass.set_state(CoreState.not_running)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    hass.set_state(CoreState.running)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+    await hass.async_block_till_done()
+    assert fake_service.subscriptions == []
+    mock_client.subscribe.assert_not_called()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
-from unittest.mock import MagicMock
+from unittest.mock import MagicMock, patch
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import intent
 import pytest
 
+from custom_components.midasheng import sounds
 from custom_components.midasheng.api import MidashengConnectionError
 from custom_components.midasheng.intent import parse_since, trigger_sentences
 from custom_components.midasheng.sounds import DATA_SOUNDS
@@ -76,3 +78,22 @@ async def test_trigger_sentences(hass: HomeAssistant) -> None:
         assert "<" not in sentence
         assert "{category}" not in sentence
         assert "{period}" not in sentence
+
+
+async def test_sentences_read_off_the_event_loop(hass: HomeAssistant) -> None:
+    """The sentences folder and files are read in the executor, once."""
+    threads: list[str] = []
+    available = sounds.available_languages
+
+    def languages() -> list[str]:
+        threads.append(threading.current_thread().name)
+        return available()
+
+    with patch.object(sounds, "available_languages", new=languages):
+        assistant = sounds.SoundAssistant(hass)
+        english = await assistant.async_language("en-GB")
+        assert english.code == "en"
+        assert await assistant.async_language("xx") is english
+        assert await assistant.async_language(None) is english
+    assert len(threads) == 1
+    assert threads[0] != threading.current_thread().name
