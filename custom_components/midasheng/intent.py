@@ -116,7 +116,7 @@ class WhatDidYouHearHandler(SoundIntentHandler):
     )
 
     @property
-    def slot_schema(self) -> dict:
+    def slot_schema(self) -> dict[Any, Any]:
         """Place, category and one way of giving the time span."""
         return {
             **_PLACE,
@@ -155,7 +155,7 @@ class IsSoundActiveHandler(SoundIntentHandler):
     )
 
     @property
-    def slot_schema(self) -> dict:
+    def slot_schema(self) -> dict[Any, Any]:
         """The category, and a place."""
         return {vol.Required("category", description=_CATEGORY_TEXT): cv.string, **_PLACE}
 
@@ -175,7 +175,7 @@ class DescribeHandler(SoundIntentHandler):
     )
 
     @property
-    def slot_schema(self) -> dict:
+    def slot_schema(self) -> dict[Any, Any]:
         """A place."""
         return {**_PLACE}
 
@@ -193,7 +193,7 @@ class WhatWasThatHandler(SoundIntentHandler):
     )
 
     @property
-    def slot_schema(self) -> dict:
+    def slot_schema(self) -> dict[Any, Any]:
         """A place and a category."""
         return {**_PLACE, vol.Optional("category"): cv.string}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hassil.expression import TextChunk
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, intent, llm
 from homeassistant.util.json import JsonObjectType
@@ -79,7 +80,10 @@ class RecentSoundEventsTool(llm.Tool):
             return {"error": str(err)}
         limit = args.get("limit", MAX_TOOL_EVENTS)
         return {
-            "span": {"start": span.start.isoformat(), "end": span.end and span.end.isoformat()},
+            "span": {
+                "start": span.start.isoformat(),
+                "end": span.end.isoformat() if span.end is not None else None,
+            },
             "count": len(found),
             "events": [_event(item.as_dict()) for item in found[:limit]],
         }
@@ -101,7 +105,13 @@ class MidashengLLMAPI(llm.API):
             llm.IntentTool(name, handlers[name]) for name in PUBLIC_INTENTS if name in handlers
         ]
         tools.append(RecentSoundEventsTool())
-        places = sorted({str(value.text_in.text) for value in assistant.place_list().values})
+        places = sorted(
+            {
+                value.text_in.text
+                for value in assistant.place_list().values
+                if isinstance(value.text_in, TextChunk)
+            }
+        )
         categories = sorted(
             {
                 category.id

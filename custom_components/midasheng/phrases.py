@@ -15,8 +15,8 @@ from itertools import product
 import re
 from typing import Any
 
+from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
 from homeassistant.components.homeassistant.exposed_entities import (
-    DATA_EXPOSED_ENTITIES,
     async_should_expose,
 )
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback

@@ -47,8 +47,8 @@ MEDIA_SOURCE_PREFIX = "media-source://media_source/"
 # Uploads larger than this are refused before reading them (the service's default limit).
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
-_ENTRY = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
-_AUDIO = {
+_ENTRY: dict[vol.Marker, Any] = {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string}
+_AUDIO: dict[vol.Marker, Any] = {
     vol.Exclusive(ATTR_SOURCE, "audio"): cv.string,
     vol.Exclusive(ATTR_EVENT, "audio"): vol.All(vol.Coerce(int), vol.Range(min=1)),
     vol.Exclusive(ATTR_MEDIA, "audio"): vol.Any(
@@ -259,6 +259,8 @@ async def _async_recent_events(hass: HomeAssistant, call: ServiceCall) -> Servic
     return {"events": [found.as_dict() for found in events[:limit]]}
 
 
+type Handler = Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]
+
 SERVICES: dict[
     str, tuple[vol.Schema, Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]]
 ] = {
@@ -273,7 +275,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions (once, in async_setup)."""
     for name, (schema, handler) in SERVICES.items():
 
-        async def service(call: ServiceCall, handler: Any = handler) -> ServiceResponse:
+        async def service(call: ServiceCall, handler: Handler = handler) -> ServiceResponse:
             return await handler(hass, call)
 
         hass.services.async_register(

@@ -595,7 +595,7 @@ class SoundAssistant:
         return Answer(text=text, events=shown, follow_up=follow_up)
 
     def _active(self, place: Place | None, category: str | None) -> list[FoundEvent]:
-        found = []
+        found: list[FoundEvent] = []
         for entry, source_id in _sources_of(self.hass):
             if place is not None and (entry.entry_id, source_id) not in place.sources:
                 continue
