@@ -512,7 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         "tagger's VAD is tiny; with a thread per core on a busy 2-core machine torch's "
         "thread barriers stall batches for seconds, with 1 thread they take milliseconds",
     )
-    args = parser.parse_args(argv)
+    # scripts/bench hands every benchmark the same extra flags (e.g. --device for the model
+    # benchmarks); this one always measures the builtin tagger and ignores them.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        print(f"ignoring flags meant for other benchmarks: {' '.join(unknown)}", flush=True)
 
     args.load_before = os.getloadavg()[0]
     print("building scenes and their expected events offline...", flush=True)
