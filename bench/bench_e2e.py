@@ -784,7 +784,7 @@ def parse_steps(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 unless it could not run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--max", type=int, default=100, help="largest N to try")
+    parser.add_argument("--max", type=int, default=200, help="largest N to try")
     parser.add_argument(
         "--budget", type=float, default=240.0, help="seconds for the steps (startup not counted)"
     )
