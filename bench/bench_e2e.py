@@ -36,7 +36,7 @@ Exits non-zero only when the benchmark cannot run (a process does not start, the
 cannot be set up); missed targets are reported, not failed. Every child runs in its own
 process group and is stopped on exit, on Ctrl-C and on SIGTERM.
 
-Usage: `.venv-ha/bin/python bench/bench_e2e.py [--max 100] [--budget 240] [--steps 1,10,25]`.
+Usage: `.venv-ha/bin/python bench/bench_e2e.py [--max 200] [--budget 240] [--steps 1,10,25]`.
 """
 
 from __future__ import annotations
@@ -789,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         "--budget", type=float, default=240.0, help="seconds for the steps (startup not counted)"
     )
     parser.add_argument(
-        "--steps", type=parse_steps, default=[1, 10, 25, 50, 100], help="N to try, in order"
+        "--steps", type=parse_steps, default=[1, 10, 25, 50, 100, 200], help="N to try, in order"
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
