@@ -16,7 +16,7 @@ from .batcher import DynamicBatcher
 from .config import Config
 from .events import SoundEvent, dbfs, events_from_frames
 from .taggers import SAMPLE_RATE, Detection, Tagger, Window
-from .windows import iter_windows
+from .windows import iter_windows, to_frames
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,9 +101,7 @@ class Service:
         """Run a whole clip through the tagger and the event logic; return (events, level)."""
         info = self.tagger.info
         key = stream or f"clip-{uuid.uuid4().hex}"
-        hop = info.hop_seconds
-        hop_samples = round(hop * SAMPLE_RATE)
-        windows = list(iter_windows(samples, info.window_seconds, hop, key))
+        windows = list(iter_windows(samples, info.window_seconds, info.hop_seconds, key))
         detections: list[dict[str, Detection]] = []
         # Chunks of one batch each: a long upload then interleaves fairly with live sources
         # instead of holding the queue, and stream-keyed caches see windows in order.
@@ -117,11 +115,7 @@ class Service:
             forget = getattr(self.tagger, "forget", None)
             if forget is not None and stream is None:
                 await asyncio.to_thread(forget, key)
-        frames = []
-        for (time, window), det in zip(windows, detections, strict=True):
-            frame_hop = min(hop, window.audio.size / SAMPLE_RATE)
-            level = dbfs(window.audio[-hop_samples:])
-            frames.append((time, frame_hop, level, det))
+        frames = to_frames(windows, detections)
         duration = samples.size / SAMPLE_RATE
         events = events_from_frames(
             frames,

@@ -50,6 +50,28 @@ def iter_windows(
         end += hop
 
 
+def to_frames(
+    items: Sequence[tuple[float, Window]],
+    detections: Sequence[Mapping[str, Detection]],
+    *,
+    start: int = 0,
+    rate: int = SAMPLE_RATE,
+) -> list[Frame]:
+    """Pair `iter_windows` output with its detections: one (time, hop, level, detections) frame each.
+
+    `time` is seconds from the clip's start; `level` is the dBFS of the frame's new audio
+    (its last hop), the value the event logic gates on.
+    """
+    frames: list[Frame] = []
+    offset = start / rate
+    previous = start
+    for (end_time, window), det in zip(items, detections, strict=True):
+        new = window.audio[max(0, window.audio.size - (window.end - previous)) :]
+        frames.append((end_time - offset, (window.end - previous) / rate, dbfs(new), det))
+        previous = window.end
+    return frames
+
+
 def frames_for_clip(
     tagger: Tagger,
     audio: np.ndarray,
@@ -59,37 +81,15 @@ def frames_for_clip(
     start: int = 0,
     rate: int = SAMPLE_RATE,
 ) -> list[Frame]:
-    """Score a whole clip hop by hop: one (time, hop, level, detections) frame per window.
-
-    `time` is seconds from the clip's start; `level` is the dBFS of the frame's new audio
-    (its last hop), the value the event logic gates on. Windows go to the tagger in batches.
-    """
+    """Score a whole clip hop by hop, in batches, calling the tagger directly (tests, benchmarks)."""
     info = tagger.info
-    frames: list[Frame] = []
-    pending: list[tuple[float, Window]] = []
-    offset = start / rate
-    previous = start
-
-    def flush() -> None:
-        nonlocal previous
-        results = tagger.predict([w for _, w in pending])
-        for (end_time, window), detections in zip(pending, results, strict=True):
-            new = window.audio[max(0, window.audio.size - (window.end - previous)) :]
-            frames.append(
-                (end_time - offset, (window.end - previous) / rate, dbfs(new), detections)
-            )
-            previous = window.end
-        pending.clear()
-
-    for item in iter_windows(
-        audio, info.window_seconds, info.hop_seconds, stream, start=start, rate=rate
-    ):
-        pending.append(item)
-        if len(pending) >= batch_size:
-            flush()
-    if pending:
-        flush()
-    return frames
+    items = list(
+        iter_windows(audio, info.window_seconds, info.hop_seconds, stream, start=start, rate=rate)
+    )
+    detections: list[Mapping[str, Detection]] = []
+    for i in range(0, len(items), batch_size):
+        detections.extend(tagger.predict([w for _, w in items[i : i + batch_size]]))
+    return to_frames(items, detections, start=start, rate=rate)
 
 
 def events_for_clip(
