@@ -164,13 +164,17 @@ def pcm16_to_float(data: bytes, *, big_endian: bool = False) -> np.ndarray:
 
 
 def to_wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    """Encode float samples (mono, or frames x channels) as a 16-bit PCM WAV file.
+    """Encode samples (mono, or frames x channels) as a 16-bit PCM WAV file.
 
-    Values beyond [-1, 1] are clipped rather than wrapped, NaN becomes silence.
+    Float values beyond [-1, 1] are clipped rather than wrapped, NaN becomes silence; int16
+    samples (a live source's ring buffer) are written as they are.
     """
     if rate <= 0:
         raise ValueError(f"sample rate must be positive, not {rate}")
-    audio = np.asarray(samples, dtype=np.float32)
+    audio: np.ndarray = np.asarray(samples)
+    is_pcm = audio.dtype == np.int16
+    if not is_pcm:
+        audio = audio.astype(np.float32, copy=False)
     if audio.ndim == 1:
         channels = 1
     elif audio.ndim == 2:
@@ -178,8 +182,11 @@ def to_wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
     else:
         raise ValueError(f"expected mono or frames x channels samples, got shape {audio.shape}")
     # Clip first: scaling a huge float by 32767 would overflow to inf before the int cast.
-    audio = np.clip(np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    pcm = np.round(audio * np.float32(32767.0)).astype("<i2")
+    if is_pcm:
+        pcm = audio.astype("<i2", copy=False)
+    else:
+        audio = np.clip(np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        pcm = np.round(audio * np.float32(32767.0)).astype("<i2")
 
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .server import SERVICE_KEY, json_error
 from .sources import SourceError
 from .store import EventStore, StoreError
 from .streams import SourceRuntime, StreamManager, Subscriber
@@ -26,16 +27,8 @@ REPLAY_PAGE = 500
 SEND_TIMEOUT = 5.0
 
 
-def json_error(status: int, message: str) -> web.Response:
-    """An error answer in the service's one error shape (as server.json_error)."""
-    return web.json_response({"error": message}, status=status)
-
-
 def setup_live(app: web.Application) -> None:
     """Register the live routes; start sources after the service starts, stop them before it stops."""
-    # Imported here: server.py imports this module to call setup_live from create_app.
-    from .server import SERVICE_KEY
-
     app.router.add_get("/v1/sources", list_sources)
     app.router.add_post("/v1/sources", create_source)
     app.router.add_get("/v1/sources/{id}", get_source)

@@ -13,7 +13,6 @@ from aiohttp.typedefs import Middleware
 from . import __version__, audio, categories, metrics
 from .asr_api import setup_asr
 from .batcher import BatcherClosedError, QueueFullError
-from .live_api import setup_live
 from .openapi import PATHS as OPENAPI_PATHS, build_openapi
 from .service import Service
 
@@ -201,9 +200,11 @@ def create_app(service: Service) -> web.Application:
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    setup_live(app)
-    from .lm_api import setup_lm  # here: lm_api imports this module
+    # Imported here: these modules import this one (SERVICE_KEY, json_error).
+    from .live_api import setup_live
+    from .lm_api import setup_lm
 
+    setup_live(app)
     setup_lm(app)
     setup_asr(app)
     return app

@@ -17,17 +17,16 @@ import asyncio
 from collections import deque
 import contextlib
 from dataclasses import dataclass
-import io
 import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 import uuid
-import wave
 
 import numpy as np
 
 from . import metrics
+from .audio import to_wav_bytes
 from .batcher import BatcherClosedError, QueueFullError
 from .events import EventTracker, EventUpdate, dbfs
 from .sources import (
@@ -122,17 +121,6 @@ class RingBuffer:
             return self._buf[a : a + n].copy()
         first = self.capacity - a
         return np.concatenate((self._buf[a:], self._buf[: n - first]))
-
-
-def wav_int16(pcm: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    """16-bit mono WAV bytes of int16 samples."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.astype("<i2", copy=False).tobytes())
-    return buffer.getvalue()
 
 
 # -- subscribers -------------------------------------------------------------------------------
@@ -476,7 +464,7 @@ class SourceRuntime:
 
     def _clip(self, start: int, end: int) -> bytes | None:
         pcm = self.ring.read(start, end)
-        return wav_int16(pcm) if pcm.size else None
+        return to_wav_bytes(pcm) if pcm.size else None
 
     async def _handle(self, update: EventUpdate) -> None:
         event = update.event

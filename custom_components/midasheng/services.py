@@ -94,11 +94,7 @@ def _entry(hass: HomeAssistant, call: ServiceCall) -> MidashengConfigEntry:
         if entry.state is not ConfigEntryState.LOADED:
             raise _error("entry_not_loaded", title=entry.title)
         return entry
-    entries = [
-        entry
-        for entry in hass.config_entries.async_entries(DOMAIN)
-        if entry.state is ConfigEntryState.LOADED
-    ]
+    entries = hass.config_entries.async_loaded_entries(DOMAIN)
     if not entries:
         raise _error("no_loaded_entry")
     if len(entries) > 1:

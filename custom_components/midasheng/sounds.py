@@ -205,11 +205,8 @@ def _sources_of(hass: HomeAssistant) -> Iterable[tuple[MidashengConfigEntry, str
 
 def loaded_entries(hass: HomeAssistant) -> list[MidashengConfigEntry]:
     """Config entries of the integration that are set up."""
-    return [
-        entry
-        for entry in hass.config_entries.async_entries(DOMAIN)
-        if entry.state is ConfigEntryState.LOADED
-    ]
+    entries: list[MidashengConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    return entries
 
 
 class AwayTracker:
