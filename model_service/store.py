@@ -541,11 +541,15 @@ class EventStore:
 
     async def get_clip(self, seq: int) -> bytes | None:
         """The WAV clip of an event, or None when it has none or it expired (async)."""
-        event = await self.get_event(seq)
+        return await self._call(self._get_clip_sync, seq)
+
+    def _get_clip_sync(self, seq: int) -> bytes | None:
+        # On the store's own thread: pruning unlinks clips there, so the read cannot race it.
+        event = self._get_sync(seq)
         if event is None or event.clip_bytes <= 0:
             return None
         try:
-            return await asyncio.to_thread(self._clip_path(seq).read_bytes)
+            return self._clip_path(seq).read_bytes()
         except FileNotFoundError:
             return None
 
