@@ -11,13 +11,13 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_CATEGORIES
 from .coordinator import MidashengConfigEntry, SourceUpdate, UpdateKind
-from .entity import MidashengEntity
+from .entity import MidashengEntity, async_add_source_entities
 
 PARALLEL_UPDATES = 0
 
@@ -95,16 +95,14 @@ async def async_setup_entry(
         if entity_entry.domain == BINARY_SENSOR_DOMAIN and entity_entry.unique_id not in wanted:
             entity_registry.async_remove(entity_entry.entity_id)
 
-    @callback
-    def add_source(source_id: str) -> None:
-        async_add_entities(
+    async_add_source_entities(
+        entry,
+        async_add_entities,
+        lambda source_id: (
             MidashengBinarySensorEntity(coordinator, source_id, description)
             for description in descriptions
-        )
-
-    for source_id in coordinator.sources:
-        add_source(source_id)
-    entry.async_on_unload(coordinator.async_add_new_source_listener(add_source))
+        ),
+    )
 
 
 class MidashengBinarySensorEntity(MidashengEntity, BinarySensorEntity):

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN
-from .coordinator import MidashengCoordinator, SourceUpdate, UpdateKind
+from .coordinator import MidashengConfigEntry, MidashengCoordinator, SourceUpdate, UpdateKind
 
 MANUFACTURER = "MiDasheng"
+
+
+@callback
+def async_add_source_entities(
+    entry: MidashengConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    make: Callable[[str], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every source now, and for each source that appears."""
+    coordinator = entry.runtime_data.coordinator
+
+    @callback
+    def add_source(source_id: str) -> None:
+        async_add_entities(make(source_id))
+
+    for source_id in coordinator.sources:
+        add_source(source_id)
+    entry.async_on_unload(coordinator.async_add_new_source_listener(add_source))
 
 
 class MidashengEntity(Entity):

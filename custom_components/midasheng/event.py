@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import MidashengConfigEntry, MidashengCoordinator, SourceUpdate, UpdateKind
-from .entity import MidashengEntity
+from .entity import MidashengEntity, async_add_source_entities
 
 PARALLEL_UPDATES = 0
 
@@ -22,13 +22,11 @@ async def async_setup_entry(
     """Set up the event entity of every source, now and as sources appear."""
     coordinator = entry.runtime_data.coordinator
 
-    @callback
-    def add_source(source_id: str) -> None:
-        async_add_entities([MidashengEventEntity(coordinator, source_id, DESCRIPTION)])
-
-    for source_id in coordinator.sources:
-        add_source(source_id)
-    entry.async_on_unload(coordinator.async_add_new_source_listener(add_source))
+    async_add_source_entities(
+        entry,
+        async_add_entities,
+        lambda source_id: [MidashengEventEntity(coordinator, source_id, DESCRIPTION)],
+    )
 
 
 class MidashengEventEntity(MidashengEntity, EventEntity):

@@ -14,7 +14,7 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
@@ -22,7 +22,7 @@ from homeassistant.util import dt as dt_util
 from .api import SOURCE_STATES
 from .const import LEVEL_INTERVAL, LEVEL_JUMP_DB, LEVEL_MIN_INTERVAL
 from .coordinator import MidashengConfigEntry, MidashengCoordinator, SourceUpdate, UpdateKind
-from .entity import MidashengEntity
+from .entity import MidashengEntity, async_add_source_entities
 
 PARALLEL_UPDATES = 0
 
@@ -119,20 +119,18 @@ async def async_setup_entry(
         for description in DESCRIPTIONS
     ]
 
-    @callback
-    def add_source(source_id: str) -> None:
-        async_add_entities(
+    async_add_source_entities(
+        entry,
+        async_add_entities,
+        lambda source_id: (
             (
                 MidashengLevelSensorEntity
                 if description.key == "sound_level"
                 else MidashengSensorEntity
             )(coordinator, source_id, description)
             for description in descriptions
-        )
-
-    for source_id in coordinator.sources:
-        add_source(source_id)
-    entry.async_on_unload(coordinator.async_add_new_source_listener(add_source))
+        ),
+    )
 
 
 class MidashengSensorEntity(MidashengEntity, SensorEntity):
