@@ -371,9 +371,15 @@ async def test_replay_waits_for_home_assistant_started(
     # An automation-like listener that only starts listening when Home Assistant has started.
     seen: list[tuple[int, str]] = []
 
+    # A callback, as automation triggers are: a plain function would run in the executor,
+    # where two events may be recorded out of order.
+    @callback
+    def record(event: Event) -> None:
+        seen.append((event.data["seq"], event.data["type"]))
+
     @callback
     def listen(_: Event) -> None:
-        hass.bus.async_listen(EVENT_SOUND, lambda e: seen.append((e.data["seq"], e.data["type"])))
+        hass.bus.async_listen(EVENT_SOUND, record)
 
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STARTED, listen)
     hass.set_state(CoreState.running)
