@@ -9,9 +9,12 @@ from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
     issue_registry as ir,
-    llm,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+# By name: once Home Assistant loads this integration's `llm` platform, `llm` in this
+# package's namespace is that submodule, not the helper.
+from homeassistant.helpers.llm import async_register_api
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
@@ -51,7 +54,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     phrases.async_start()
     assistant.away.async_start()
     async_setup_services(hass)
-    llm.async_register_api(hass, MidashengLLMAPI(hass=hass, id=API_ID, name=API_NAME))
+    async_register_api(hass, MidashengLLMAPI(hass=hass, id=API_ID, name=API_NAME))
     await async_register_triggers(hass, assistant)
     return True
 

@@ -172,6 +172,23 @@ class MidashengCoordinator:
         """The device registry identifier of a source."""
         return f"{self.unique_id}_{source_id}"
 
+    @callback
+    def async_get_device(self, source_id: str | None = None) -> dr.DeviceEntry | None:
+        """This entry's device of a source, or the service's own device without one.
+
+        Looked up among the entry's own devices: since Home Assistant 2026 identifiers are
+        unique per config entry only, and the registry's global lookup is deprecated.
+        """
+        wanted = (
+            DOMAIN,
+            self.unique_id if source_id is None else self.device_identifier(source_id),
+        )
+        dev_reg = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(dev_reg, self.entry.entry_id):
+            if wanted in device.identifiers:
+                return device
+        return None
+
     def source_id_from_identifier(self, identifier: str) -> str | None:
         """The source id a device identifier stands for; None for the service device."""
         prefix = f"{self.unique_id}_"
@@ -336,10 +353,8 @@ class MidashengCoordinator:
             LOGGER.info("The service changed (version %s); reloading", info.version)
             self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
             return False
-        if info.version != self.info.version:
-            dev_reg = dr.async_get(self.hass)
-            if device := dev_reg.async_get_device(identifiers={(DOMAIN, self.unique_id)}):
-                dev_reg.async_update_device(device.id, sw_version=info.version)
+        if info.version != self.info.version and (device := self.async_get_device()):
+            dr.async_get(self.hass).async_update_device(device.id, sw_version=info.version)
         self.info = info
         return True
 
@@ -480,9 +495,7 @@ class MidashengCoordinator:
 
     @callback
     def _fire(self, event: SoundEvent, kind: str, replay: bool) -> None:
-        device = dr.async_get(self.hass).async_get_device(
-            identifiers={(DOMAIN, self.device_identifier(event.source))}
-        )
+        device = self.async_get_device(event.source)
         source = self.sources.get(event.source)
         self.hass.bus.async_fire(
             EVENT_SOUND,
@@ -519,12 +532,8 @@ class MidashengCoordinator:
                     self.hass, self.async_push_sensitivity([source]), f"{DOMAIN} sensitivity"
                 )
             return
-        if previous.name != source.name:
-            dev_reg = dr.async_get(self.hass)
-            if device := dev_reg.async_get_device(
-                identifiers={(DOMAIN, self.device_identifier(source.id))}
-            ):
-                dev_reg.async_update_device(device.id, name=source.name)
+        if previous.name != source.name and (device := self.async_get_device(source.id)):
+            dr.async_get(self.hass).async_update_device(device.id, name=source.name)
         self._notify(source.id, SourceUpdate(kind=UpdateKind.SOURCE))
 
     @callback
@@ -540,11 +549,10 @@ class MidashengCoordinator:
                 self._open_seqs.discard(seq)
         for key in [key for key in self.latest if key[0] == source_id]:
             del self.latest[key]
-        dev_reg = dr.async_get(self.hass)
-        if device := dev_reg.async_get_device(
-            identifiers={(DOMAIN, self.device_identifier(source_id))}
-        ):
-            dev_reg.async_update_device(device.id, remove_config_entry_id=self.entry.entry_id)
+        if device := self.async_get_device(source_id):
+            dr.async_get(self.hass).async_update_device(
+                device.id, remove_config_entry_id=self.entry.entry_id
+            )
 
     @callback
     def _handle_subscribed(self, last_seq: int) -> None:

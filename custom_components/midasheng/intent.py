@@ -4,27 +4,32 @@ The handlers are registered with Home Assistant, so they are also tools of the A
 API (an LLM agent calls them by name with the slots below). Home Assistant's own agent only
 loads sentences from core and from `config/custom_sentences`, so this integration teaches it
 its sentences (`sentences/<language>/*.yaml`) as conversation triggers: the same templates,
-with the `{place}` list and number ranges as wildcards, answered by the same code.
+with the `{place}` list and number ranges as wildcards, answered by the same code. The triggers
+are attached through Home Assistant's public trigger helper, exactly as an automation with a
+sentence trigger is, so no internal of the conversation integration is touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 import re
 from typing import Any
 
-from hassil.recognize import RecognizeResult
-from homeassistant.components.conversation import ConversationInput
-from homeassistant.components.conversation.agent_manager import async_get_agent
-from homeassistant.components.conversation.default_agent import DefaultAgent
-from homeassistant.core import HomeAssistant
+from hassil.util import PUNCTUATION_STR
+from homeassistant.const import CONF_COMMAND, CONF_PLATFORM
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant
 from homeassistant.helpers import config_validation as cv, intent
+from homeassistant.helpers.script import ScriptRunResult
+from homeassistant.helpers.trigger import (
+    async_initialize_triggers,
+    async_validate_trigger_config,
+)
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .api import MidashengError
-from .const import LOGGER
+from .const import DOMAIN, LOGGER
 from .sounds import (
     DATA_SOUNDS,
     INTENT_DESCRIBE,
@@ -43,6 +48,10 @@ from .sounds import (
 
 _RULE = re.compile(r"<(\w+)>")
 _LIST = re.compile(r"\{(\w+)\}")
+# Assist removes punctuation from what was said before matching, and the sentence trigger
+# refuses templates that hold any ("a.m."), so it becomes the word break it stands for.
+_PUNCTUATION = re.compile(f"[{re.escape(PUNCTUATION_STR)}]+")
+_SPACES = re.compile(r" {2,}")
 
 
 def parse_since(value: str) -> datetime:
@@ -244,7 +253,7 @@ def trigger_sentences(lang: Language) -> list[str]:
         return template
 
     return [
-        expand(sentence)
+        _SPACES.sub(" ", _PUNCTUATION.sub(" ", expand(sentence))).strip()
         for name in PUBLIC_INTENTS
         for block in data["intents"][name]["data"]
         for sentence in block["sentences"]
@@ -253,20 +262,29 @@ def trigger_sentences(lang: Language) -> list[str]:
 
 async def async_register_triggers(
     hass: HomeAssistant, assistant: SoundAssistant
-) -> Callable[[], None] | None:
-    """Teach Home Assistant's own agent the questions, as conversation triggers."""
-    agent = async_get_agent(hass)
-    if not isinstance(agent, DefaultAgent):  # pragma: no cover - core always has one
-        return None
+) -> CALLBACK_TYPE | None:
+    """Teach Home Assistant's own agent the questions, as a conversation sentence trigger."""
     lang = await assistant.async_language(hass.config.language)
+    config = await async_validate_trigger_config(
+        hass, [{CONF_PLATFORM: "conversation", CONF_COMMAND: trigger_sentences(lang)}]
+    )
 
-    async def answer(user_input: ConversationInput, result: RecognizeResult) -> str | None:
-        found = await assistant.async_answer_text(user_input.text, user_input.language)
+    async def answer(run_variables: Mapping[str, Any], context: Context | None = None) -> Any:
+        # The conversation trigger speaks the `conversation_response` of a script run result:
+        # the same contract an automation's `set_conversation_response` step uses.
+        trigger = run_variables["trigger"]
+        text: str = trigger["sentence"]
+        found = await assistant.async_answer_text(text, trigger["user_input"].get("language"))
         if found is not None:
-            return found.text
-        if (place := result.entities.get("place")) is not None:
-            return lang.r("unknown_place", name=place.text_clean)
-        LOGGER.debug("Trigger matched %r but the sentences did not", user_input.text)
-        return lang.r("not_understood")
+            reply = found.text
+        elif (place := trigger["details"].get("place")) is not None:
+            reply = lang.r("unknown_place", name=place["text"])
+        else:
+            LOGGER.debug("Trigger matched %r but the sentences did not", text)
+            reply = lang.r("not_understood")
+        return ScriptRunResult(conversation_response=reply, service_response=None, variables={})
 
-    return agent.register_trigger(trigger_sentences(lang), answer)
+    def log(level: int, message: str, **kwargs: Any) -> None:
+        LOGGER.log(level, "Assist sentences: %s", message, **kwargs)
+
+    return await async_initialize_triggers(hass, config, answer, DOMAIN, "Assist sentences", log)

@@ -38,10 +38,35 @@ API_PROMPT = (
 )
 
 
+def intent_tools(hass: HomeAssistant, prefix: str = "") -> list[llm.Tool]:
+    """The sound intents as LLM tools, tagged with this integration."""
+    handlers = {handler.intent_type: handler for handler in intent.async_get(hass)}
+    tools: list[llm.Tool] = []
+    for name in PUBLIC_INTENTS:
+        if (handler := handlers.get(name)) is not None:
+            tool = llm.IntentTool(f"{prefix}{name}", handler)
+            # Home Assistant 2026 asks every tool which integration provides it.
+            tool.integration = DOMAIN
+            tools.append(tool)
+    return tools
+
+
+def _tool_result(data: JsonObjectType) -> Any:
+    """A tool's answer as the running Home Assistant wants it.
+
+    Home Assistant 2026 wraps answers in `ToolResult` and deprecates plain JSON objects;
+    earlier releases know only the plain object.
+    """
+    if (result_type := getattr(llm, "ToolResult", None)) is None:
+        return data
+    return result_type(data=data, error="error" in data)
+
+
 class RecentSoundEventsTool(llm.Tool):
     """The raw sound events of a place, category and time span."""
 
     name = "recent_sound_events"
+    integration = DOMAIN
     description = (
         "Lists the sound events the MiDasheng Audio service heard, newest first, with their "
         "start and end times (ISO 8601, UTC), place, sound category and score."
@@ -62,8 +87,13 @@ class RecentSoundEventsTool(llm.Tool):
 
     async def async_call(
         self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
-    ) -> JsonObjectType:
+    ) -> Any:
         """Return the events."""
+        return _tool_result(await self._async_events(hass, tool_input, llm_context))
+
+    async def _async_events(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> JsonObjectType:
         assistant = hass.data[DATA_SOUNDS]
         args = self.parameters(tool_input.tool_args)
         lang = await assistant.async_language(llm_context.language)
@@ -100,11 +130,7 @@ class MidashengLLMAPI(llm.API):
     async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
         """The tools, with the places and sounds of this home in the prompt."""
         assistant = self.hass.data[DATA_SOUNDS]
-        handlers = {handler.intent_type: handler for handler in intent.async_get(self.hass)}
-        tools: list[llm.Tool] = [
-            llm.IntentTool(name, handlers[name]) for name in PUBLIC_INTENTS if name in handlers
-        ]
-        tools.append(RecentSoundEventsTool())
+        tools = [*intent_tools(self.hass), RecentSoundEventsTool()]
         places = sorted(
             {
                 value.text_in.text

@@ -27,7 +27,7 @@ from hassil.recognize import RecognizeResult, recognize_best
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_HOME
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.helpers import area_registry as ar, device_registry as dr
+from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.util import dt as dt_util, yaml as yaml_util
 from homeassistant.util.hass_dict import HassKey
@@ -272,9 +272,7 @@ class SoundAssistant:
     def source_place(self, entry: MidashengConfigEntry, source_id: str) -> str:
         """Where a source is: its device's area, else the source's own name."""
         coordinator = entry.runtime_data.coordinator
-        device = dr.async_get(self.hass).async_get_device(
-            identifiers={(DOMAIN, coordinator.device_identifier(source_id))}
-        )
+        device = coordinator.async_get_device(source_id)
         if (
             device is not None
             and device.area_id
@@ -295,12 +293,9 @@ class SoundAssistant:
         return TextSlotList.from_tuples(values, allow_template=False, name="place")
 
     def _area_place(self, area: ar.AreaEntry) -> Place:
-        dev_reg = dr.async_get(self.hass)
         sources = set()
         for entry, source_id in _sources_of(self.hass):
-            device = dev_reg.async_get_device(
-                identifiers={(DOMAIN, entry.runtime_data.coordinator.device_identifier(source_id))}
-            )
+            device = entry.runtime_data.coordinator.async_get_device(source_id)
             if device is not None and device.area_id == area.id:
                 sources.add((entry.entry_id, source_id))
         return Place(name=area.name, sources=frozenset(sources))

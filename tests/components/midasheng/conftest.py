@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Mapping
 import copy
 from datetime import timedelta
+import enum
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from unittest.mock import AsyncMock, MagicMock, PropertyMock, patch
 
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -158,6 +160,69 @@ def fast_reconnect() -> Generator[None]:
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshots with Home Assistant's serializer (ids and times left out)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+# What this integration decides about an entity. The rest of a registry entry is Home
+# Assistant's own and changes shape between releases (aliases became a list in 2026), so
+# snapshotting it would tie the snapshots to one release.
+_ENTRY_FIELDS = (
+    "entity_id",
+    "unique_id",
+    "platform",
+    "original_device_class",
+    "original_name",
+    "original_icon",
+    "translation_key",
+    "entity_category",
+    "disabled_by",
+    "has_entity_name",
+    "capabilities",
+    "supported_features",
+    "unit_of_measurement",
+)
+
+
+def _plain(value: Any) -> Any:
+    """Enum keys and values as their plain values (2026 keys attributes by StrEnum)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+async def snapshot_entities(
+    hass: HomeAssistant,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    config_entry_id: str,
+) -> None:
+    """Snapshot each entity of an entry: what the integration sets, and its state."""
+    entries = er.async_entries_for_config_entry(entity_registry, config_entry_id)
+    assert entries, "the entry has no entities"
+    for entry in sorted(entries, key=lambda entry: entry.entity_id):
+        fields = {name: _plain(getattr(entry, name)) for name in _ENTRY_FIELDS}
+        assert fields == snapshot(name=f"{entry.entity_id}-entry")
+        state = hass.states.get(entry.entity_id)
+        assert state is not None, f"{entry.entity_id} has no state"
+        shown = {"state": state.state, "attributes": _plain(state.attributes)}
+        assert shown == snapshot(name=f"{entry.entity_id}-state")
+
+
+def get_device(hass: HomeAssistant, identifier: tuple[str, str]) -> dr.DeviceEntry | None:
+    """A device of the integration's entries with an identifier.
+
+    Identifiers are unique per config entry only since Home Assistant 2026, which deprecates
+    the registry's global lookup.
+    """
+    dev_reg = dr.async_get(hass)
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        for device in dr.async_entries_for_config_entry(dev_reg, entry.entry_id):
+            if identifier in device.identifiers:
+                return device
+    return None
 
 
 @pytest.fixture

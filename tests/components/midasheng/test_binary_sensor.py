@@ -8,12 +8,12 @@ from homeassistant.const import STATE_OFF, STATE_ON, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.midasheng.const import CONF_CATEGORIES
 
-from .conftest import FakeService, event_message, handshake
+from .conftest import FakeService, event_message, handshake, snapshot_entities
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ async def test_entities(
     snapshot: SnapshotAssertion,
 ) -> None:
     """Every category of every source, with its device class and translated name."""
-    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+    await snapshot_entities(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.midasheng.api import MidashengConnectionError
 
-from .conftest import SERVICE_ID, FakeService, event_message, sound_event
+from .conftest import SERVICE_ID, FakeService, event_message, get_device, sound_event
 
 AGENT = "conversation.midasheng_audio"
 
@@ -50,10 +50,9 @@ async def test_what_did_you_hear(hass: HomeAssistant, service_events: list[dict[
 
 def _assign_area(hass: HomeAssistant, source_id: str, area_name: str) -> None:
     area = ar.async_get(hass).async_get_or_create(area_name)
-    dev_reg = dr.async_get(hass)
-    device = dev_reg.async_get_device(identifiers={("midasheng", f"{SERVICE_ID}_{source_id}")})
+    device = get_device(hass, ("midasheng", f"{SERVICE_ID}_{source_id}"))
     assert device is not None
-    dev_reg.async_update_device(device.id, area_id=area.id)
+    dr.async_get(hass).async_update_device(device.id, area_id=area.id)
 
 
 @pytest.mark.usefixtures("init_integration")

@@ -24,7 +24,7 @@ from custom_components.midasheng.api import (
 )
 from custom_components.midasheng.const import CONF_SENSITIVITY, DOMAIN, EVENT_SOUND
 
-from .conftest import SERVICE_ID, FakeService, event_message, handshake, load_json
+from .conftest import SERVICE_ID, FakeService, event_message, get_device, handshake, load_json
 
 SMOKE = "binary_sensor.kitchen_smoke_alarm"
 LAST_SOUND = "sensor.kitchen_last_sound"
@@ -68,7 +68,7 @@ async def test_event_start_and_end(
     assert event_state.attributes["seq"] == 42
     assert event_state.attributes["replay"] is False
 
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    device = get_device(hass, (DOMAIN, f"{SERVICE_ID}_kitchen"))
     assert len(bus) == 1
     assert bus[0].data == {
         "config_entry_id": init_integration.entry_id,
@@ -344,7 +344,7 @@ async def test_service_changed_reloads(
     await hass.async_block_till_done()
     await fake_service.wait_subscriptions(2)
     await fake_service.send(*handshake())
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, SERVICE_ID)})
+    device = get_device(hass, (DOMAIN, SERVICE_ID))
     assert device.sw_version == "0.2.0"
     assert len(fake_service.subscriptions) == 2  # no reload for new labels
 
@@ -386,7 +386,7 @@ async def test_dynamic_sources(
     garage = {**load_json("sources.json")["sources"][0], "id": "garage", "name": "Garage"}
     await fake_service.send({"type": "source", "source": garage})
     await hass.async_block_till_done()
-    device = device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_garage")})
+    device = get_device(hass, (DOMAIN, f"{SERVICE_ID}_garage"))
     assert device is not None
     assert hass.states.get("binary_sensor.garage_smoke_alarm").state == STATE_OFF
     assert hass.states.get("sensor.garage_sound_level").state == "-42.1"
@@ -427,7 +427,7 @@ async def test_source_gone_while_disconnected(
         *handshake(sources=load_json("sources.json")["sources"][:1], last_seq=42)
     )
     await hass.async_block_till_done()
-    assert device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_hall")}) is None
+    assert get_device(hass, (DOMAIN, f"{SERVICE_ID}_hall")) is None
     assert hass.states.get("binary_sensor.hall_smoke_alarm") is None
     assert hass.states.get(SMOKE).state == STATE_OFF
 

@@ -9,10 +9,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import FakeService, event_message, handshake
+from .conftest import FakeService, event_message, handshake, snapshot_entities
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ async def test_entities(
     snapshot: SnapshotAssertion,
 ) -> None:
     """One event entity per source whose event types are the service's categories."""
-    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+    await snapshot_entities(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
 async def test_fired_on_each_start(

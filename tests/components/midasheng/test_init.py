@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import inspect
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -22,7 +23,7 @@ from custom_components.midasheng.api import (
 )
 from custom_components.midasheng.const import DOMAIN, EVENT_SOUND
 
-from .conftest import SERVICE_ID, FakeService, event_message, handshake
+from .conftest import SERVICE_ID, FakeService, event_message, get_device, handshake
 
 
 async def test_setup_and_unload(
@@ -124,11 +125,11 @@ async def test_devices(
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """The service is a service device; each source a device behind it."""
-    service = device_registry.async_get_device(identifiers={(DOMAIN, SERVICE_ID)})
+    service = get_device(hass, (DOMAIN, SERVICE_ID))
     assert service is not None
     assert service.entry_type is dr.DeviceEntryType.SERVICE
     assert (service.name, service.sw_version) == ("MiDasheng Audio", "0.1.0")
-    kitchen = device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    kitchen = get_device(hass, (DOMAIN, f"{SERVICE_ID}_kitchen"))
     assert kitchen is not None
     assert (kitchen.name, kitchen.model, kitchen.model_id) == ("Kitchen", "Audio source", "ffmpeg")
     assert kitchen.via_device_id == service.id
@@ -156,10 +157,18 @@ async def test_stale_devices_removed_at_setup(
     )
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    assert not device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_garage")})
-    assert device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
-    assert device_registry.async_get_device(identifiers={("other", "x")})
+    assert not get_device(hass, (DOMAIN, f"{SERVICE_ID}_garage"))
+    assert get_device(hass, (DOMAIN, f"{SERVICE_ID}_kitchen"))
+    assert get_device(hass, ("other", "x"))
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def _remove_device(client: Any, device_id: str, entry_id: str) -> Any:
+    """Ask to delete a device the way the running release's device page does."""
+    # Since 2026 a device belongs to one config entry and is removed as a whole.
+    if len(inspect.signature(client.remove_device).parameters) == 1:
+        return await client.remove_device(device_id)
+    return await client.remove_device(device_id, entry_id)
 
 
 async def test_remove_device(
@@ -173,24 +182,24 @@ async def test_remove_device(
     client = await hass_ws_client(hass)
     entry_id = init_integration.entry_id
 
-    kitchen = device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
-    response = await client.remove_device(kitchen.id, entry_id)
+    kitchen = get_device(hass, (DOMAIN, f"{SERVICE_ID}_kitchen"))
+    response = await _remove_device(client, kitchen.id, entry_id)
     assert not response["success"]
 
-    service = device_registry.async_get_device(identifiers={(DOMAIN, SERVICE_ID)})
-    response = await client.remove_device(service.id, entry_id)
+    service = get_device(hass, (DOMAIN, SERVICE_ID))
+    response = await _remove_device(client, service.id, entry_id)
     assert not response["success"]
 
     other = device_registry.async_get_or_create(
         config_entry_id=entry_id, identifiers={("other", "x")}, name="Other"
     )
-    response = await client.remove_device(other.id, entry_id)
+    response = await _remove_device(client, other.id, entry_id)
     assert response["success"]
 
     init_integration.runtime_data.coordinator.sources.pop("kitchen")
-    response = await client.remove_device(kitchen.id, entry_id)
+    response = await _remove_device(client, kitchen.id, entry_id)
     assert response["success"]
-    assert not device_registry.async_get_device(identifiers={(DOMAIN, f"{SERVICE_ID}_kitchen")})
+    assert not get_device(hass, (DOMAIN, f"{SERVICE_ID}_kitchen"))
 
 
 async def test_remove_entry(

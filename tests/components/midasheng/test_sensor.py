@@ -10,10 +10,10 @@ from homeassistant.const import STATE_UNKNOWN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import FakeService, event_message, load_json
+from .conftest import FakeService, event_message, load_json, snapshot_entities
 
 LEVEL = "sensor.kitchen_sound_level"
 
@@ -33,7 +33,7 @@ async def test_entities(
     snapshot: SnapshotAssertion,
 ) -> None:
     """Sound level, last sound and stream state of every source."""
-    await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+    await snapshot_entities(hass, entity_registry, snapshot, init_integration.entry_id)
 
 
 async def test_stream_state_disabled_by_default(
