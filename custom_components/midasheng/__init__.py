@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant import config_entries
 from homeassistant.const import CONF_TOKEN, CONF_URL, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
@@ -130,8 +131,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) ->
     # Home Assistant has started: open the push connection then (at once when it runs).
     entry.async_on_unload(async_at_started(hass, _async_start_push))
     hass.data[DATA_PHRASES].async_invalidate()
-    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    if not OPTIONS_FLOW_RELOADS:
+        entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
+
+
+# Where the options flow reloads the entry itself, an update listener that reloads too is
+# reported (it would reload twice) and stops working in Home Assistant 2026.12.
+OPTIONS_FLOW_RELOADS = hasattr(config_entries, "OptionsFlowWithReload")
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: MidashengConfigEntry) -> None:

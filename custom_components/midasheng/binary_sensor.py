@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
-    DOMAIN as BINARY_SENSOR_DOMAIN,
     BinarySensorDeviceClass,
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -92,7 +92,7 @@ async def async_setup_entry(
         for description in descriptions
     }
     for entity_entry in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
-        if entity_entry.domain == BINARY_SENSOR_DOMAIN and entity_entry.unique_id not in wanted:
+        if entity_entry.domain == Platform.BINARY_SENSOR and entity_entry.unique_id not in wanted:
             entity_registry.async_remove(entity_entry.entity_id)
 
     async_add_source_entities(

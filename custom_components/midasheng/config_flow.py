@@ -10,7 +10,6 @@ from homeassistant.config_entries import (
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
-    OptionsFlow,
 )
 from homeassistant.const import CONF_NAME, CONF_TOKEN, CONF_URL
 from homeassistant.core import callback
@@ -28,6 +27,11 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+
+try:
+    from homeassistant.config_entries import OptionsFlowWithReload as _OptionsFlow
+except ImportError:  # Older releases: the entry's update listener reloads it (see __init__).
+    from homeassistant.config_entries import OptionsFlow as _OptionsFlow  # type: ignore[assignment]
 import voluptuous as vol
 from yarl import URL
 
@@ -263,8 +267,13 @@ class MidashengConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
-class MidashengOptionsFlow(OptionsFlow):
-    """Watched categories, sensitivity, and adding or removing sources on the service."""
+class MidashengOptionsFlow(_OptionsFlow):
+    """Watched categories, sensitivity, and adding or removing sources on the service.
+
+    Changed options reload the entry. Current Home Assistant does that for the flow itself
+    (OptionsFlowWithReload) and reports integrations that still reload from an update
+    listener, which stops working in 2026.12.
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Offer the option groups."""

@@ -13,6 +13,9 @@ from .const import DOMAIN
 from .coordinator import MidashengConfigEntry, MidashengCoordinator, SourceUpdate, UpdateKind
 
 MANUFACTURER = "MiDasheng"
+# Home Assistant 2026 links a device to its parent by the parent's device id (`via_device`,
+# by identifier, is deprecated there and goes in 2027.8); earlier releases know only that.
+_VIA_DEVICE_ID = "via_device_id" in DeviceInfo.__optional_keys__
 
 
 @callback
@@ -51,14 +54,19 @@ class MidashengEntity(Entity):
         self.entity_description = description
         self._attr_unique_id = f"{coordinator.unique_id}_{source_id}_{description.key}"
         source = coordinator.sources[source_id]
-        self._attr_device_info = DeviceInfo(
+        info = DeviceInfo(
             identifiers={(DOMAIN, coordinator.device_identifier(source_id))},
             name=source.name,
             manufacturer=MANUFACTURER,
             model="Audio source",
             model_id=source.kind,
-            via_device=(DOMAIN, coordinator.unique_id),
         )
+        # The service's device is made at setup, before any platform adds entities.
+        if _VIA_DEVICE_ID and (service := coordinator.async_get_device()) is not None:
+            info["via_device_id"] = service.id
+        else:
+            info["via_device"] = (DOMAIN, coordinator.unique_id)  # type: ignore[typeddict-unknown-key]
+        self._attr_device_info = info
 
     @property
     def available(self) -> bool:

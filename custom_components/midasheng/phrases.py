@@ -54,7 +54,8 @@ def _exposed_names(hass: HomeAssistant) -> dict[str, list[str]]:
             continue
         entity_names = [state.name]
         if (entry := ent_reg.async_get(state.entity_id)) is not None:
-            entity_names.extend(entry.aliases)
+            # Since 2026 aliases may hold a marker for "the entity's own name", already above.
+            entity_names.extend(alias for alias in entry.aliases if isinstance(alias, str))
         names.setdefault(state.domain, []).extend(n for n in entity_names if n)
     return names
 

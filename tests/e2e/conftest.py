@@ -3,9 +3,10 @@
 These tests need real loopback sockets and real child processes, so they must not run under
 pytest-homeassistant-custom-component's plugin (registered as `homeassistant`), which blocks
 sockets and checks the test's event loop for lingering tasks and threads. Run them with the
-plugin disabled:
+plugin disabled. The harness is plain aiohttp, so scripts/test runs it on the service's Python
+(the Home Assistant it starts is .venv-ha's, the newest release):
 
-    .venv-ha/bin/python -m pytest tests/e2e -p no:homeassistant
+    .venv-svc/bin/python -m pytest tests/e2e
 
 When the plugin is loaded anyway (a plain `pytest tests/e2e`), the fixtures below undo what
 would break these tests: sockets are re-enabled, and the plugin's loop-debug and cleanup
@@ -126,6 +127,8 @@ async def stack(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stack
                 print("Home Assistant log errors:\n" + "\n".join(problems[-30:]))
             print(f"---- service log ({service.log_path}):\n{tail(service.log_path, 30)}")
             print(f"---- Home Assistant log ({hass.ha_log}):\n{tail(hass.ha_log, 40)}")
+        reports = hass.integration_reports()
+        assert not reports, "Home Assistant reports the integration:\n" + "\n".join(reports)
 
 
 async def _gather_or_raise(*aws) -> None:

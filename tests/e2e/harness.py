@@ -3,16 +3,18 @@
 Everything here talks over real loopback sockets to real child processes:
 
 - `ServiceProcess` runs `.venv-svc/bin/python -m model_service` on a free port.
-- `HomeAssistantProcess` runs `.venv-ha/bin/hass --skip-pip` on a temporary copy of `config/`
-  with `custom_components/midasheng` linked into it (nothing is installed at run time).
+- `HomeAssistantProcess` runs `.venv-ha/bin/hass --skip-pip` (the newest Home Assistant
+  release; scripts/setup makes it a wrapper into a Debian root where this machine lacks its
+  Python) on a temporary copy of `config/` with `custom_components/midasheng` linked into it
+  (nothing is installed at run time).
 - `HomeAssistantClient` drives Home Assistant the way its frontend does: the onboarding REST
   API, `/auth/token`, the config-flow REST API, `/api/states`, `/api/conversation/process`,
   and `HomeAssistantWebSocket` for `/api/websocket` (events, registries, flows in progress).
 - `ServiceClient` and `LivePusher` speak the service's wire contract (docs/api.md), the
   pusher streaming 16 kHz s16le PCM over `/v1/ws` in real time (or faster).
 
-Only aiohttp and the standard library are used, so this module runs under both virtual
-environments: the end-to-end tests use `.venv-ha`, `scripts/demo.py` uses `.venv-svc`.
+Only aiohttp and the standard library are used, so this module runs on any of the project's
+Pythons: the end-to-end tests and `scripts/demo.py` run it on `.venv-svc`.
 Every child gets its own process group (stopped as a group, SIGTERM then SIGKILL) and, on
 Linux, dies with its parent, so an interrupted run leaves nothing behind.
 """
@@ -376,6 +378,19 @@ class HomeAssistantProcess(ManagedProcess):
             else ""
         )
         return [line for line in text.splitlines() if " ERROR " in line or "CRITICAL" in line]
+
+    def integration_reports(self) -> list[str]:
+        """Home Assistant's reports of this integration using what it deprecates or forbids.
+
+        A release says so in its log ("Detected that custom integration 'midasheng' ...,
+        this will stop working in ...") long before it breaks the integration.
+        """
+        text = (
+            self.ha_log.read_text(encoding="utf-8", errors="replace")
+            if self.ha_log.exists()
+            else ""
+        )
+        return [line for line in text.splitlines() if "custom integration 'midasheng'" in line]
 
 
 # -- Home Assistant clients ------------------------------------------------------------------
