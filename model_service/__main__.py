@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 from pathlib import Path
 import signal
@@ -14,7 +15,9 @@ from aiohttp import web
 
 from . import __version__
 from .asr import AsrLoadError, load_asr
+from .categories import CATEGORY_IDS
 from .config import Config, ConfigError, build_config, load_file
+from .events import params_for
 from .lm import LMLoadError, lm_from_config
 from .taggers import TaggerLoadError, load_tagger
 
@@ -92,7 +95,14 @@ async def serve(config: Config) -> None:
         torch.set_num_threads(threads)
     _LOGGER.info("Loading tagger %s", config.tagger)
     tagger = await asyncio.to_thread(
-        load_tagger, config.tagger, device=config.device, trust_remote_code=config.trust_remote_code
+        functools.partial(
+            load_tagger,
+            config.tagger,
+            device=config.device,
+            trust_remote_code=config.trust_remote_code,
+            quiet_thresholds={cid: params_for(cid).off for cid in CATEGORY_IDS},
+            alarm_patterns=True,
+        )
     )
     if config.lm:
         _LOGGER.info("Loading audio LM %s", config.lm)

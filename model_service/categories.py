@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import csv
 from dataclasses import dataclass
+import functools
+from importlib import resources
 import re
 
 
@@ -84,9 +87,35 @@ def normalize_label(label: str) -> str:
     return " ".join(_NON_ALNUM.sub(" ", label.lower()).split())
 
 
-_LABEL_TO_CATEGORY: Mapping[str, str] = {
-    normalize_label(label): c.id for c in CATEGORIES for label in c.labels
-}
+@functools.cache
+def audioset_labels() -> tuple[str, ...]:
+    """AudioSet's 527 display names in output order (shipped: `data/README.md`)."""
+    text = resources.files("model_service").joinpath("data/audioset_class_labels_indices.csv")
+    with text.open("r", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = tuple(row["display_name"] for row in sorted(rows, key=lambda row: int(row["index"])))
+    assert len(labels) == 527, "the shipped AudioSet label list is incomplete"
+    return labels
+
+
+def cut_at_comma(label: str) -> str:
+    """A label as CED's hub configuration names it: up to its first comma."""
+    return label.split(",", 1)[0].strip()
+
+
+def _label_table() -> dict[str, str]:
+    table = {normalize_label(label): c.id for c in CATEGORIES for label in c.labels}
+    full_names = {normalize_label(label) for label in audioset_labels()}
+    for category in CATEGORIES:
+        for label in category.labels:
+            cut = normalize_label(cut_at_comma(label))
+            # A cut name stands for its label only when no other AudioSet label is called so.
+            if cut not in full_names:
+                table.setdefault(cut, category.id)
+    return table
+
+
+_LABEL_TO_CATEGORY: Mapping[str, str] = _label_table()
 
 
 def category_for_label(label: str) -> str | None:

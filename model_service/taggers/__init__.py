@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,18 +86,62 @@ class TaggerLoadError(RuntimeError):
     """A tagger could not be loaded; the message names the problem."""
 
 
+def check_quiet(tagger: Tagger, off_thresholds: Mapping[str, float], seconds: float = 3.0) -> None:
+    """Refuse a tagger that hears something in silence or in quiet noise.
+
+    A model whose scores are off (a second sigmoid, a wrong feature scale, the wrong label
+    table) would switch sensors on in every home and keep them on: each category must score
+    below its off threshold on a few seconds of digital silence and of quiet room noise.
+    """
+    samples = round(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(0)
+    probes = {
+        "silence": np.zeros(samples, np.float32),
+        "quiet noise (-60 dBFS)": (0.001 * rng.standard_normal(samples)).astype(np.float32),
+    }
+    results = tagger.predict([Window(audio, stream=None) for audio in probes.values()])
+    for name, result in zip(probes, results, strict=True):
+        for cid, heard in result.items():
+            off = off_thresholds.get(cid)
+            if off is not None and heard.score >= off:
+                raise TaggerLoadError(
+                    f"{tagger.info.name} hears {heard.label!r} in {name} (score "
+                    f"{heard.score:.2f}, the {cid} sensor stays on above {off:.2f}): its scores "
+                    "are not calibrated probabilities, so it would switch sensors on in a quiet "
+                    "home. Refusing to start with it."
+                )
+
+
 def load_tagger(
     spec: str,
     *,
     device: str = "auto",
     trust_remote_code: bool = False,
     options: dict[str, Any] | None = None,
+    quiet_thresholds: Mapping[str, float] | None = None,
+    alarm_patterns: bool = False,
 ) -> Tagger:
-    """Load the tagger named by `spec`: "builtin", or a transformers hub id / local folder."""
+    """Load the tagger named by `spec`: "builtin", or a transformers hub id / local folder.
+
+    With `quiet_thresholds` a model must stay under them on silence and quiet noise
+    (`check_quiet`); with `alarm_patterns` the embedded smoke and CO alarm pattern detectors
+    run beside a model (`combined.CombinedTagger`). The service does both.
+    """
     if spec == "builtin":
         from .builtin import BuiltinTagger
 
         return BuiltinTagger(**(options or {}))
     from .hf import TransformersTagger
 
-    return TransformersTagger(spec, device=device, trust_remote_code=trust_remote_code)
+    tagger: Tagger = TransformersTagger(spec, device=device, trust_remote_code=trust_remote_code)
+    try:
+        if quiet_thresholds is not None:
+            check_quiet(tagger, quiet_thresholds)
+    except TaggerLoadError:
+        tagger.close()
+        raise
+    if alarm_patterns:
+        from .combined import CombinedTagger
+
+        tagger = CombinedTagger(tagger)
+    return tagger

@@ -8,9 +8,10 @@ categories. Labels that map to no category are ignored: they are counted in `/v1
 labels, and its `label` is the label that scored it.
 
 Windows are cut to the model's own input length (at most `DEFAULT_WINDOW_SECONDS`) and
-featurised by the model's own feature extractor at 16 kHz. For `ASTFeatureExtractor` without
-torchaudio (where it falls back to a per-frame Python loop) the same log-mel filterbank is
-computed batched in torch from the extractor's own filters and window; a test checks that the
+featurised by the model's own feature extractor at 16 kHz. For `ASTFeatureExtractor` (which
+computes one waveform at a time: Kaldi's fbank through torchaudio, else a per-frame numpy
+loop) the same log-mel filterbank is computed batched in torch from the extractor's filters
+and window (made as its numpy path makes them where it keeps none); a test checks that the
 two agree.
 """
 
@@ -87,6 +88,48 @@ def use_sigmoid(problem_type: str | None) -> bool:
     return problem_type != "single_label_classification"
 
 
+def config_says_probabilities(config: Any) -> bool | None:
+    """Whether a config says its head already outputs probabilities (None: it does not say).
+
+    CED's hub code applies the sigmoid inside its head for the `mean`, `token` and `dm`
+    poolings (the released checkpoints use `mean`) and returns raw logits only for `logit`:
+    a second sigmoid would put every score at 0.5 or more.
+    """
+    pooling = getattr(config, "pooling", None)
+    if getattr(config, "model_type", None) == "ced" and isinstance(pooling, str):
+        return pooling != "logit"
+    return None
+
+
+def looks_like_probabilities(outputs: np.ndarray) -> bool:
+    """True when every output lies in [0, 1]: a trained multi-label head's logits do not.
+
+    AudioSet logit heads put most of their 527 outputs far below zero on any input (rare
+    classes), so a probe batch whose outputs all lie in [0, 1] came through a sigmoid.
+    """
+    return bool(np.all((outputs >= 0.0) & (outputs <= 1.0)))
+
+
+def restore_audioset_names(labels: Sequence[str]) -> list[str]:
+    """AudioSet's full names for a model whose 527 labels are AudioSet's, full or cut.
+
+    CED's configuration cuts each name at its first comma ("Smoke detector"); matching
+    works on cut names too, but users should see the name the category documents.
+    """
+    names = categories.audioset_labels()
+    if len(labels) != len(names):
+        return list(labels)
+    same = sum(
+        categories.normalize_label(label)
+        in {
+            categories.normalize_label(full),
+            categories.normalize_label(categories.cut_at_comma(full)),
+        }
+        for label, full in zip(labels, names, strict=True)
+    )
+    return list(names) if same >= 0.95 * len(names) else list(labels)
+
+
 def natural_window_seconds(extractor: Any) -> float | None:
     """The input length a feature extractor pads or cuts to, in seconds (None: any length)."""
     sampling_rate = getattr(extractor, "sampling_rate", SAMPLE_RATE) or SAMPLE_RATE
@@ -137,23 +180,45 @@ class _AstFilterbank:
     def __init__(self, extractor: Any, device: str) -> None:
         import torch
 
-        self.mel = torch.as_tensor(np.asarray(extractor.mel_filters), dtype=torch.float32).to(
-            device
-        )
-        self.window = torch.as_tensor(np.asarray(extractor.window), dtype=torch.float32).to(device)
+        mel_filters, window = self._filters(extractor)
+        self.mel = torch.as_tensor(mel_filters, dtype=torch.float32).to(device)
+        self.window = torch.as_tensor(window, dtype=torch.float32).to(device)
         self.max_length = int(extractor.max_length)
         self.do_normalize = bool(extractor.do_normalize)
         self.mean = float(extractor.mean)
         self.std = float(extractor.std)
 
     @classmethod
+    def _filters(cls, extractor: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The extractor's mel filters and window; made as it makes them where it has none.
+
+        With torchaudio installed the extractor computes Kaldi's fbank one waveform at a time
+        and keeps no filters; its numpy path (built to match Kaldi) makes them like this.
+        """
+        if hasattr(extractor, "mel_filters") and hasattr(extractor, "window"):
+            return np.asarray(extractor.mel_filters), np.asarray(extractor.window)
+        from transformers.audio_utils import mel_filter_bank, window_function
+
+        rate = int(extractor.sampling_rate)
+        mel_filters = mel_filter_bank(
+            num_frequency_bins=cls.FFT // 2 + 1,
+            num_mel_filters=int(extractor.num_mel_bins),
+            min_frequency=20,
+            max_frequency=rate // 2,
+            sampling_rate=rate,
+            norm=None,
+            mel_scale="kaldi",
+            triangularize_in_mel_space=True,
+        )
+        return mel_filters, window_function(cls.FRAME, "hann", periodic=False)
+
+    @classmethod
     def applies(cls, extractor: Any) -> bool:
-        """True for an AST extractor on its numpy path (no torchaudio installed)."""
+        """True for AST's extractor at 16 kHz (its numpy or its torchaudio path)."""
         return (
             type(extractor).__name__ == "ASTFeatureExtractor"
-            and hasattr(extractor, "mel_filters")
-            and hasattr(extractor, "window")
-            and np.asarray(extractor.window).shape == (cls.FRAME,)
+            and getattr(extractor, "sampling_rate", None) == SAMPLE_RATE
+            and isinstance(getattr(extractor, "num_mel_bins", None), int)
         )
 
     def __call__(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -203,7 +268,7 @@ class TransformersTagger:
             raise TaggerLoadError(str(err)) from err
 
         config = self._load_config(spec, trust_remote_code)
-        labels = self._labels(spec, config)
+        labels = restore_audioset_names(self._labels(spec, config))
         mapping = categories.map_labels(labels)
         if not mapping:
             raise TaggerLoadError(
@@ -217,6 +282,7 @@ class TransformersTagger:
             cid: [index[label] for label in names] for cid, names in mapping.items()
         }
         self._sigmoid = use_sigmoid(getattr(config, "problem_type", None))
+        self._probabilities = config_says_probabilities(config)
 
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
@@ -248,7 +314,11 @@ class TransformersTagger:
             if _AstFilterbank.applies(self.extractor)
             else None
         )
+        self._per_window = False
         self._check_runs()
+        self._per_window = self._extractor_mixes_batch()
+        if self._probabilities is None:
+            self._probabilities = looks_like_probabilities(self._probe_outputs())
 
         unmapped = len(labels) - sum(len(v) for v in mapping.values())
         self.info = TaggerInfo(
@@ -264,6 +334,8 @@ class TransformersTagger:
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "num_labels": len(labels),
                 "unmapped_labels": unmapped,
+                "outputs": "probabilities" if self._probabilities else "logits",
+                "features": "per window" if self._per_window else "batched",
             },
         )
         _LOGGER.info(
@@ -339,6 +411,39 @@ class TransformersTagger:
             except Exception as err2:
                 raise TaggerLoadError(f"{self.spec} does not run: {err2}") from err2
 
+    def _probe_audio(self) -> np.ndarray:
+        """Silence, quiet noise and a loud 3 kHz tone: inputs any extractor must keep apart."""
+        t = np.arange(self.window_samples, dtype=np.float32) / SAMPLE_RATE
+        noise = np.random.default_rng(0).standard_normal(self.window_samples).astype(np.float32)
+        tone = 0.5 * np.sin(2 * np.pi * 3000 * t, dtype=np.float32)
+        return np.stack([np.zeros_like(t), 0.001 * noise, tone])
+
+    def _extractor_mixes_batch(self) -> bool:
+        """True when a window's features depend on its batchmates.
+
+        CED's extractor clamps at `top_db` below the loudest value of the whole batch
+        (torchaudio's AmplitudeToDB on a 3-D tensor), so batched with a loud tone a quiet
+        window's features shift by tens of dB. Such an extractor gets one window per call.
+        """
+        if self._fbank is not None:
+            return False  # per-window by construction (and tested against the extractor)
+        probe = self._probe_audio()
+        together = self._features(probe)
+        for row in range(probe.shape[0]):
+            alone = self._features(probe[row : row + 1])
+            for key, value in alone.items():
+                if not self._torch.allclose(together[key][row : row + 1], value, atol=1e-4):
+                    _LOGGER.info(
+                        "The feature extractor of %s mixes a batch's windows; featurising "
+                        "one window at a time",
+                        self.spec,
+                    )
+                    return True
+        return False
+
+    def _probe_outputs(self) -> np.ndarray:
+        return self._logits(self._probe_audio()).cpu().numpy()
+
     def _batch_audio(self, windows: Sequence[Window]) -> np.ndarray:
         """Stack windows to one length: the newest `window_samples`, silence before a start."""
         batch = np.zeros((len(windows), self.window_samples), dtype=np.float32)
@@ -353,6 +458,9 @@ class TransformersTagger:
         torch = self._torch
         if self._fbank is not None:
             return self._fbank(torch.from_numpy(audio).to(self.device))
+        if self._per_window and len(audio) > 1:
+            rows = [self._features(audio[i : i + 1]) for i in range(len(audio))]
+            return {key: torch.cat([row[key] for row in rows]) for key in rows[0]}
         features = self.extractor(list(audio), sampling_rate=SAMPLE_RATE, return_tensors="pt")
         return {key: value.to(self.device) for key, value in features.items()}
 
@@ -368,8 +476,11 @@ class TransformersTagger:
     def scores(self, windows: Sequence[Window]) -> np.ndarray:
         """Per-label scores (0..1) for each window, as (windows, labels)."""
         torch = self._torch
-        logits = self._logits(self._batch_audio(windows))
-        probs = torch.sigmoid(logits) if self._sigmoid else torch.softmax(logits, dim=-1)
+        outputs = self._logits(self._batch_audio(windows))
+        if self._probabilities:
+            # Never squash twice: the head already applied its sigmoid.
+            return outputs.clamp(0.0, 1.0).cpu().numpy()
+        probs = torch.sigmoid(outputs) if self._sigmoid else torch.softmax(outputs, dim=-1)
         return probs.cpu().numpy()
 
     def predict(self, windows: Sequence[Window]) -> list[dict[str, Detection]]:

@@ -509,3 +509,208 @@ def build_tiny_midashenglm_lookalike(
         data["auto_map"] = {"AutoProcessor": "processing_midashenglm.MiDashengLMProcessor"}
         file.write_text(json.dumps(data), encoding="utf-8")
     return folder
+
+
+# -- CED (mispeech/ced-*) -------------------------------------------------------------------
+# A stand-in for CED's hub code (the `ced_model` folder its checkpoints ship as remote code),
+# written from the upstream contract the service relies on:
+# - the configuration replaces `id2label` at load time, when there are 527 outputs, with the
+#   labels of a `class_labels_indices.csv` fetched through `cached_file` (upstream: from a
+#   hub repository), keeping each name only up to its first comma;
+# - the feature extractor is torchaudio's MelSpectrogram then AmplitudeToDB(top_db=120) on
+#   the stacked batch, whose floor is the loudest value of the whole batch minus 120 dB;
+# - the head applies the sigmoid itself for the `mean`, `token` and `dm` poolings and returns
+#   raw logits only for `logit`; outputs come back as `logits` of a SequenceClassifierOutput.
+
+_CED_CONFIG = """
+from transformers import PretrainedConfig
+from transformers.utils.hub import cached_file
+
+
+# Upstream names a hub repository here; the stand-in names the folder it was saved in.
+DEFAULT_LABEL_REPO = "@LABEL_REPO@"
+
+
+class CedConfig(PretrainedConfig):
+    model_type = "ced"
+
+    def __init__(self, embed_dim=32, depth=1, num_heads=2, outputdim=527, pooling="mean",
+                 n_mels=64, target_length=100, patch_size=16, patch_stride=16,
+                 label_repo=DEFAULT_LABEL_REPO, **kwargs):
+        super().__init__(**kwargs)
+        self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
+        self.outputdim, self.pooling, self.n_mels = outputdim, pooling, n_mels
+        self.target_length, self.patch_size, self.patch_stride = target_length, patch_size, patch_stride
+        self.label_repo = label_repo
+        if self.outputdim == 527:
+            with open(cached_file(label_repo, "class_labels_indices.csv"), "r") as f:
+                self.id2label = {
+                    int(line.split(",", maxsplit=3)[0]): line.split(",", maxsplit=3)[2].replace('"', "").strip("\\n")
+                    for line in f.readlines()[1:]
+                }
+            self.label2id = {v: k for k, v in self.id2label.items()}
+"""
+
+_CED_EXTRACTOR = """
+import numpy as np
+import torch
+import torchaudio.transforms as audio_transforms
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+
+
+class CedFeatureExtractor(SequenceFeatureExtractor):
+    def __init__(self, f_min=0, sampling_rate=16000, win_size=512, center=True, n_fft=512,
+                 f_max=None, hop_size=160, feature_size=64, padding_value=0.0, **kwargs):
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate,
+                         padding_value=padding_value, **kwargs)
+        self.f_min, self.win_size, self.center = f_min, win_size, center
+        self.n_fft, self.f_max, self.hop_size = n_fft, f_max, hop_size
+        self.model_input_names = ["input_values"]
+
+    def __call__(self, x, sampling_rate=None, return_tensors="pt"):
+        if return_tensors != "pt":
+            raise NotImplementedError("Only return_tensors='pt' is currently supported.")
+        mel = audio_transforms.MelSpectrogram(
+            f_min=self.f_min, sample_rate=sampling_rate or self.sampling_rate,
+            win_length=self.win_size, center=self.center, n_fft=self.n_fft, f_max=self.f_max,
+            hop_length=self.hop_size, n_mels=self.feature_size)
+        to_db = audio_transforms.AmplitudeToDB(top_db=120)
+        if isinstance(x, (list, tuple)):
+            longest = max(item.shape[0] for item in x)
+            x = torch.stack([torch.from_numpy(np.pad(np.asarray(item), (0, longest - item.shape[0])))
+                             for item in x])
+        elif isinstance(x, np.ndarray):
+            x = torch.from_numpy(x[np.newaxis, :] if x.ndim == 1 else x)
+        return BatchFeature({"input_values": to_db(mel(x.float()))})
+"""
+
+_CED_MODEL = """
+import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_utils import PreTrainedModel
+
+from .configuration_ced import CedConfig
+
+
+class CedPreTrainedModel(PreTrainedModel):
+    config_class = CedConfig
+    base_model_prefix = "ced"
+    main_input_name = "input_values"
+
+
+class CedModel(CedPreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.init_bn = nn.BatchNorm2d(config.n_mels, momentum=0.01)
+        self.proj = nn.Conv2d(1, config.embed_dim, kernel_size=config.patch_size,
+                              stride=config.patch_stride)
+        layer = nn.TransformerEncoderLayer(config.embed_dim, config.num_heads,
+                                           config.embed_dim * 2, batch_first=True)
+        self.blocks = nn.TransformerEncoder(layer, config.depth)
+        self.norm = nn.LayerNorm(config.embed_dim, eps=1e-6)
+        self.post_init()
+
+    def forward(self, input_values):
+        x = torch.unsqueeze(input_values, 1)
+        x = torch.permute(x, (0, 2, 1, 3))
+        x = self.init_bn(x)
+        x = torch.permute(x, (0, 2, 1, 3))
+        x = x[..., : self.config.target_length]
+        x = self.proj(x)
+        x = torch.permute(torch.flatten(x, 2, 3), (0, 2, 1))
+        return SequenceClassifierOutput(logits=self.norm(self.blocks(x)))
+
+
+class CedForAudioClassification(CedPreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.encoder = CedModel(config)
+        self.outputlayer = nn.Sequential(nn.LayerNorm(config.embed_dim),
+                                         nn.Linear(config.embed_dim, config.outputdim))
+        self.post_init()
+
+    def forward_head(self, x):
+        if self.config.pooling == "token":
+            return self.outputlayer(x[:, 0]).sigmoid()
+        if self.config.pooling == "mean":
+            return self.outputlayer(x.mean(1)).sigmoid()
+        if self.config.pooling == "logit":
+            return self.outputlayer(x.mean(1))
+        if self.config.pooling == "dm":
+            return self.outputlayer(x).sigmoid().mean(1)
+        return x.mean(1)
+
+    def forward(self, input_values, labels=None):
+        hidden = self.encoder(input_values).logits
+        return SequenceClassifierOutput(logits=self.forward_head(hidden), hidden_states=hidden)
+"""
+
+
+def build_tiny_ced(
+    path: Path | str,
+    *,
+    pooling: str = "mean",
+    embed_dim: int = 32,
+    depth: int = 1,
+    target_length: int = 100,
+    biases: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Save a random CED-shaped audio tagger with its remote code, as a hub checkpoint is.
+
+    Its 527 labels come from AudioSet's label file (the copy the service ships) through
+    `cached_file`, cut at the first comma as upstream does. The head's weights are small and
+    its bias is -6, so every label stays near 0 unless `biases` (by full AudioSet name) lifts
+    it; a second sigmoid on top of the head's would put every score at 0.5.
+    """
+    import shutil
+
+    import torch
+
+    from model_service import categories
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "configuration_ced.py").write_text(
+        _CED_CONFIG.replace("@LABEL_REPO@", str(folder.resolve())), encoding="utf-8"
+    )
+    (folder / "feature_extraction_ced.py").write_text(_CED_EXTRACTOR, encoding="utf-8")
+    (folder / "modeling_ced.py").write_text(_CED_MODEL, encoding="utf-8")
+    shipped = Path(categories.__file__).parent / "data" / "audioset_class_labels_indices.csv"
+    shutil.copy(shipped, folder / "class_labels_indices.csv")
+
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    config_cls = get_class_from_dynamic_module("configuration_ced.CedConfig", str(folder))
+    model_cls = get_class_from_dynamic_module("modeling_ced.CedForAudioClassification", str(folder))
+    extractor_cls = get_class_from_dynamic_module(
+        "feature_extraction_ced.CedFeatureExtractor", str(folder)
+    )
+    torch.manual_seed(seed)
+    config = config_cls(
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=2,
+        pooling=pooling,
+        target_length=target_length,
+    )
+    model = model_cls(config).eval()
+    names = categories.audioset_labels()
+    with torch.no_grad():
+        head = model.outputlayer[1]
+        head.weight.mul_(0.05)
+        head.bias.fill_(-6.0)
+        for name, bias in (biases or {}).items():
+            head.bias[names.index(name)] = bias
+    config.auto_map = {
+        "AutoConfig": "configuration_ced.CedConfig",
+        "AutoModelForAudioClassification": "modeling_ced.CedForAudioClassification",
+        "AutoFeatureExtractor": "feature_extraction_ced.CedFeatureExtractor",
+    }
+    model.save_pretrained(folder)
+    extractor = extractor_cls(f_max=8000)
+    extractor.auto_map = {"AutoFeatureExtractor": "feature_extraction_ced.CedFeatureExtractor"}
+    extractor.save_pretrained(folder)
+    return folder
