@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lm-model", help="model name to request from an OpenAI-compatible LM")
     parser.add_argument("--lm-api-key", help="API key for an OpenAI-compatible LM")
     parser.add_argument(
+        "--lm-family",
+        choices=["midashenglm", "qwen2_audio", "generic"],
+        help="prompt family of an OpenAI-compatible LM (default: from the model it serves)",
+    )
+    parser.add_argument(
         "--asr", help='"pocketsphinx" (default), "lm", "none", or a Whisper id/folder'
     )
     parser.add_argument("--max-upload-mb", type=float, help="largest upload accepted (default 50)")
@@ -107,6 +112,9 @@ async def serve(config: Config) -> None:
     if config.lm:
         _LOGGER.info("Loading audio LM %s", config.lm)
     lm = await asyncio.to_thread(lm_from_config, config)
+    if lm is not None:
+        # A server that cannot take audio must stop the start, not fail the first question.
+        await lm.verify()
     asr = None
     if config.asr:
         # After the LM: `--asr lm` wraps the loaded LM.

@@ -37,6 +37,7 @@ class Config:
     trust_remote_code: bool = False
     lm: str | None = None
     lm_model: str | None = None
+    lm_family: str | None = None
     lm_api_key: str | None = None
     lm_max_new_tokens: int = 128
     lm_timeout: float = 120.0

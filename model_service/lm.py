@@ -196,6 +196,19 @@ def select_family(
     return GENERIC
 
 
+def family_for_served_model(card: Mapping[str, Any]) -> Family:
+    """The family of a model an OpenAI-compatible server lists in `/v1/models`.
+
+    vLLM lists the name it serves under as `id` (any name: `--served-model-name default`)
+    and the model it loaded as `root`, so `root` says what the model is.
+    """
+    for key in ("root", "id"):
+        family = family_for_model_name(str(card.get(key) or ""))
+        if family is not GENERIC:
+            return family
+    return GENERIC
+
+
 def family_for_model_name(name: str | None) -> Family:
     """The family behind a served model name (OpenAI-compatible servers name their model)."""
     lowered = (name or "").lower()
@@ -265,6 +278,9 @@ class AudioLM(Protocol):
     async def stop(self) -> None:
         """Stop and release resources."""
 
+    async def verify(self) -> None:
+        """Prove before `Ready` that the model answers audio; raise LMLoadError if not."""
+
     async def describe(self, samples: np.ndarray) -> str:
         """A caption of the clip."""
         ...
@@ -286,6 +302,9 @@ class _AudioLMBase:
 
     async def _generate(self, request: LMRequest) -> str:
         raise NotImplementedError
+
+    async def verify(self) -> None:
+        """Nothing to prove beyond loading (an in-process model ran a probe at load)."""
 
     async def describe(self, samples: np.ndarray) -> str:
         """A caption of the clip."""
@@ -564,15 +583,19 @@ class OpenAIAudioLM(_AudioLMBase):
         base_url: str,
         *,
         model: str | None = None,
+        family: str | None = None,
         api_key: str | None = None,
         max_new_tokens: int = 128,
         timeout: float = 120.0,
         max_concurrency: int = 64,
         max_queue: int = 1024,
     ) -> None:
-        """Remember where the server is; nothing is contacted until the first request."""
+        """Remember where the server is; `verify` contacts it before the service is ready."""
         self.base_url = base_url.rstrip("/")
         self.model = model
+        if family is not None and family not in FAMILIES:
+            raise LMLoadError(f"unknown LM family {family!r}: use one of {', '.join(FAMILIES)}")
+        self._family_override = FAMILIES[family] if family else None
         self._api_key = api_key
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
@@ -583,7 +606,7 @@ class OpenAIAudioLM(_AudioLMBase):
         self._waiting = 0
         self._session: aiohttp.ClientSession | None = None
         self._model_lock = asyncio.Lock()
-        self.family = family_for_model_name(model)
+        self.family = self._family_override or family_for_model_name(model)
         self.info = self._make_info()
 
     def _make_info(self) -> LMInfo:
@@ -616,16 +639,63 @@ class OpenAIAudioLM(_AudioLMBase):
         """`--lm-model`, or the first model the server lists (vLLM serves one)."""
         async with self._model_lock:
             if self.model is None:
-                data = await self._request(session, "GET", "/models")
-                try:
-                    self.model = str(data["data"][0]["id"])
-                except (KeyError, IndexError, TypeError) as err:
-                    raise LMError(
-                        f"the LM server at {self.base_url} lists no model; set --lm-model"
-                    ) from err
-                self.family = family_for_model_name(self.model)
-                self.info = self._make_info()
+                await self._read_models(session)
+            assert self.model is not None
             return self.model
+
+    async def _read_models(self, session: aiohttp.ClientSession) -> None:
+        """Pick the served model and its prompt family from `/models`."""
+        data = await self._request(session, "GET", "/models")
+        cards = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(cards, list) or not cards:
+            raise LMError(f"the LM server at {self.base_url} lists no model; set --lm-model")
+        card = next(
+            (c for c in cards if isinstance(c, dict) and c.get("id") == self.model),
+            cards[0] if self.model is None else None,
+        )
+        if card is None:
+            names = ", ".join(str(c.get("id")) for c in cards if isinstance(c, dict))
+            raise LMError(f"the LM server at {self.base_url} serves {names}, not {self.model}")
+        self.model = str(card["id"])
+        self.family = self._family_override or family_for_served_model(card)
+        self.info = self._make_info()
+
+    async def verify(self) -> None:
+        """Ask the server for one token about half a second of silence, before `Ready`.
+
+        A server that lists a model but cannot take audio (llama.cpp without an audio
+        projector, a text-only model) would otherwise fail every request, first seen at
+        the first question a user asks.
+        """
+        await self.start()
+        assert self._session is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._read_models(self._session)
+                wav = to_wav_bytes(np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE)
+                prompt = self.family.prompt(TASK_CAPTION)
+                body = {
+                    "model": self.model,
+                    "messages": self.family.openai_messages(
+                        prompt, base64.b64encode(wav).decode("ascii")
+                    ),
+                    "max_tokens": 1,
+                }
+                await self._request(self._session, "POST", "/chat/completions", body)
+        except (LMError, TimeoutError) as err:
+            await self.stop()
+            reason = str(err) or f"no answer within {self.timeout:g} s"
+            raise LMLoadError(
+                f"the LM server at {self.base_url} does not answer audio requests ({reason}); "
+                "it must serve an audio model with its audio encoder (see README: llama.cpp "
+                "cannot serve MiDashengLM's audio encoder)"
+            ) from err
+        _LOGGER.info(
+            "Audio LM %s at %s answers audio (%s prompts)",
+            self.model,
+            self.base_url,
+            self.family.name,
+        )
 
     async def _request(
         self, session: aiohttp.ClientSession, method: str, path: str, body: Any = None
@@ -700,6 +770,7 @@ def load_lm(
     device: str = "auto",
     trust_remote_code: bool = False,
     model: str | None = None,
+    family: str | None = None,
     api_key: str | None = None,
     max_new_tokens: int = 128,
     timeout: float = 120.0,
@@ -713,6 +784,7 @@ def load_lm(
         return OpenAIAudioLM(
             target,
             model=model,
+            family=family,
             api_key=api_key,
             max_new_tokens=max_new_tokens,
             timeout=timeout,
@@ -740,6 +812,7 @@ def lm_from_config(config: Config) -> AudioLM | None:
         device=config.device,
         trust_remote_code=config.trust_remote_code,
         model=config.lm_model,
+        family=config.lm_family,
         api_key=config.lm_api_key,
         max_new_tokens=config.lm_max_new_tokens,
         timeout=config.lm_timeout,
@@ -764,6 +837,7 @@ __all__ = [
     "TransformersAudioLM",
     "check_audio",
     "family_for_model_name",
+    "family_for_served_model",
     "lm_from_config",
     "load_lm",
     "parse_lm_spec",
