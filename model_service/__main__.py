@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from pathlib import Path
 import signal
 import sys
+from typing import Any
 
 from aiohttp import web
 
@@ -47,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lm-model", help="model name to request from an OpenAI-compatible LM")
     parser.add_argument("--lm-api-key", help="API key for an OpenAI-compatible LM")
     parser.add_argument(
+        "--lm-generation",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a generation setting over the model's own, e.g. temperature=0.7 (repeatable)",
+    )
+    parser.add_argument(
         "--lm-family",
         choices=["midashenglm", "qwen2_audio", "generic"],
         help="prompt family of an OpenAI-compatible LM (default: from the model it serves)",
@@ -71,12 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_generation(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` settings; values are JSON where they parse (numbers, true), else text."""
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--lm-generation {item!r}: expected KEY=VALUE, e.g. temperature=0.7")
+        try:
+            settings[key.strip()] = json.loads(raw)
+        except ValueError:
+            settings[key.strip()] = raw
+    return settings
+
+
 def parse_config(argv: list[str] | None = None) -> Config:
     """Parse flags and the optional config file into a validated Config."""
     args = build_parser().parse_args(argv)
     values = vars(args)
     config_path = values.pop("config")
     file_values = load_file(config_path) if config_path else {}
+    if values.get("lm_generation"):
+        values["lm_generation"] = parse_generation(values["lm_generation"])
     if values.get("asr") == "none":
         values["asr"] = None
         file_values["asr"] = None

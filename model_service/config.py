@@ -41,6 +41,8 @@ class Config:
     lm_api_key: str | None = None
     lm_max_new_tokens: int = 128
     lm_timeout: float = 120.0
+    # Generation settings over the model's own (temperature, top_p, do_sample, ...).
+    lm_generation: dict[str, Any] = field(default_factory=dict)
     asr: str | None = "pocketsphinx"
     max_upload_mb: float = 50.0
     debug: bool = False
@@ -137,6 +139,8 @@ def build_config(
     for key in ("sources", "allowed_schemes"):
         if key in merged and not isinstance(merged[key], list):
             raise ConfigError(f"{key} must be a list")
+    if "lm_generation" in merged and not isinstance(merged["lm_generation"], dict):
+        raise ConfigError("lm_generation must be a mapping of generation settings")
     try:
         config = Config(**merged)
     except TypeError as err:

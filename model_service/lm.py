@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -231,6 +232,24 @@ def parse_lm_spec(spec: str) -> tuple[str, str]:
     return "transformers", spec
 
 
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+def strip_thinking(text: str) -> str:
+    """An answer without its reasoning: Qwen3 decoders (MiDashengLM-0.6B) may think aloud.
+
+    Whole `<think>...</think>` sections go; so does a section the token limit cut off
+    (`<think>` with no end), and the reasoning before a lone `</think>` (a chat template
+    that opens the section itself).
+    """
+    text = _THINK.sub("", text)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text.strip()
+
+
 def check_audio(samples: np.ndarray) -> np.ndarray:
     """Validate a clip for an audio LM: non-empty, at most `MAX_AUDIO_SECONDS`, finite."""
     audio = np.asarray(samples, dtype=np.float32).reshape(-1)
@@ -328,6 +347,14 @@ class _AudioLMBase:
         return await self._generate(LMRequest(check_audio(samples), TASK_TRANSCRIBE, language))
 
 
+def _decoder_type(config: Any) -> str | None:
+    """The decoder a MiDashengLM config names (qwen2 for 7B, qwen3 for 0.6B), if any."""
+    text = getattr(config, "text_config", None)
+    if isinstance(text, Mapping):
+        return text.get("model_type")
+    return getattr(text, "model_type", None)
+
+
 def _strip_prompt(sequences: Any, input_ids: Any) -> Any:
     """Generated tokens only.
 
@@ -356,13 +383,20 @@ class TransformersAudioLM(_AudioLMBase):
         max_batch: int = 16,
         max_wait_ms: float = 5.0,
         max_queue: int = 1024,
+        generation: Mapping[str, Any] | None = None,
     ) -> None:
-        """Load the model, processor and tokenizer; raise LMLoadError naming the problem."""
+        """Load the model, processor and tokenizer; raise LMLoadError naming the problem.
+
+        Generation follows the checkpoint's own `generation_config.json` (where a model card's
+        recommended settings live, e.g. sampling for MiDashengLM-0.6B); `generation`
+        overrides single settings (`temperature`, `top_p`, `do_sample`, ...).
+        """
         import torch
 
         self._torch = torch
         self.spec = spec
         self.max_new_tokens = max_new_tokens
+        self.generation = dict(generation or {})
         self.timeout = timeout
         try:
             self.device = torch_device(device)
@@ -401,6 +435,10 @@ class TransformersAudioLM(_AudioLMBase):
                 "dtype": str(self.dtype).removeprefix("torch."),
             },
         )
+        if self.family is MIDASHENGLM:
+            self.info.extra["decoder"] = _decoder_type(config)
+        if self.generation:
+            self.info.extra["generation"] = self.generation
         _LOGGER.info(
             "Audio LM %s (%s) on %s, %s",
             spec,
@@ -531,14 +569,18 @@ class TransformersAudioLM(_AudioLMBase):
             )
             for key, value in self.prepare(requests).items()
         }
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "max_time": self.timeout}
+        kwargs: dict[str, Any] = {
+            **self.generation,
+            "max_new_tokens": max_new_tokens,
+            "max_time": self.timeout,
+        }
         if getattr(self.model.generation_config, "pad_token_id", None) is None:
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id or self.tokenizer.eos_token_id
         with torch.inference_mode():
             sequences = self.model.generate(**inputs, **kwargs)
         new_tokens = _strip_prompt(sequences, inputs["input_ids"])
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [text.strip() for text in texts]
+        return [strip_thinking(text) for text in texts]
 
     def generate_batch(self, requests: list[LMRequest]) -> list[str]:
         """Generate answers for a batch of requests together (blocking; worker thread).
@@ -589,9 +631,15 @@ class OpenAIAudioLM(_AudioLMBase):
         timeout: float = 120.0,
         max_concurrency: int = 64,
         max_queue: int = 1024,
+        generation: Mapping[str, Any] | None = None,
     ) -> None:
-        """Remember where the server is; `verify` contacts it before the service is ready."""
+        """Remember where the server is; `verify` contacts it before the service is ready.
+
+        `generation` settings (`temperature`, `top_p`, ...) go into every request body; the
+        server's defaults (vLLM: the model's generation config) apply otherwise.
+        """
         self.base_url = base_url.rstrip("/")
+        self.generation = dict(generation or {})
         self.model = model
         if family is not None and family not in FAMILIES:
             raise LMLoadError(f"unknown LM family {family!r}: use one of {', '.join(FAMILIES)}")
@@ -675,6 +723,7 @@ class OpenAIAudioLM(_AudioLMBase):
                 wav = to_wav_bytes(np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE)
                 prompt = self.family.prompt(TASK_CAPTION)
                 body = {
+                    **self.generation,
                     "model": self.model,
                     "messages": self.family.openai_messages(
                         prompt, base64.b64encode(wav).decode("ascii")
@@ -727,6 +776,7 @@ class OpenAIAudioLM(_AudioLMBase):
                 wav = base64.b64encode(to_wav_bytes(request.audio, SAMPLE_RATE)).decode("ascii")
                 prompt = self.family.prompt(request.task, request.text)
                 body = {
+                    **self.generation,
                     "model": name,
                     "messages": self.family.openai_messages(prompt, wav),
                     "max_tokens": self.max_new_tokens,
@@ -742,7 +792,7 @@ class OpenAIAudioLM(_AudioLMBase):
             content = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as err:
             raise LMError("the LM server's answer has no choices[0].message.content") from err
-        return str(content or "").strip()
+        return strip_thinking(str(content or ""))
 
 
 async def _error_text(resp: aiohttp.ClientResponse) -> str:
@@ -777,6 +827,7 @@ def load_lm(
     max_batch: int = 16,
     max_wait_ms: float = 5.0,
     max_queue: int = 1024,
+    generation: Mapping[str, Any] | None = None,
 ) -> AudioLM:
     """Load the audio LM named by `spec`: a hub id / local folder, or openai:<base URL>."""
     backend, target = parse_lm_spec(spec)
@@ -790,6 +841,7 @@ def load_lm(
             timeout=timeout,
             max_concurrency=max_batch,
             max_queue=max_queue,
+            generation=generation,
         )
     return TransformersAudioLM(
         target,
@@ -800,6 +852,7 @@ def load_lm(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_queue=max_queue,
+        generation=generation,
     )
 
 
@@ -819,6 +872,7 @@ def lm_from_config(config: Config) -> AudioLM | None:
         max_batch=config.max_batch,
         max_wait_ms=config.max_wait_ms,
         max_queue=config.max_queue,
+        generation=config.lm_generation,
     )
 
 
@@ -842,4 +896,5 @@ __all__ = [
     "load_lm",
     "parse_lm_spec",
     "select_family",
+    "strip_thinking",
 ]

@@ -37,13 +37,15 @@ from model_service.lm import (
     load_lm,
     parse_lm_spec,
     select_family,
+    strip_thinking,
 )
 from model_service.server import create_app
 from model_service.service import Service
 from model_service.taggers import Detection, TaggerInfo
 from tests.model_service.tiny_models import (
+    MIDASHENGLM_CHAT_TEMPLATE,
     build_tiny_ast,
-    build_tiny_midashenglm_lookalike,
+    build_tiny_midashenglm,
     build_tiny_qwen2_audio,
 )
 
@@ -258,16 +260,23 @@ def test_lm_load_errors(tmp_path: Path) -> None:
         TransformersAudioLM(str(remote))
 
 
-async def test_midashenglm_interface_through_remote_code(
-    tmp_path_factory: pytest.TempPathFactory,
+@pytest.mark.parametrize("decoder", ["qwen2", "qwen3"])
+async def test_midashenglm_through_remote_code(
+    tmp_path_factory: pytest.TempPathFactory, decoder: str
 ) -> None:
-    """A folder shaped like MiDashengLM loads with trust_remote_code and generates in batches."""
-    folder = build_tiny_midashenglm_lookalike(tmp_path_factory.mktemp("midashenglm"))
+    """MiDashengLM's interface (7B: Qwen2 decoder, 0.6B: Qwen3) loads and generates in batches.
+
+    The audio placeholder becomes as many tokens as the Dasheng frame arithmetic gives (1 s:
+    101 STFT frames / 4 / 5 = 5; 0.25 s: 26 / 4 / 5 = 1), inside one audio bos/eos pair, and
+    the stand-in refuses any other count, as the real model's embedding merge would.
+    """
+    folder = build_tiny_midashenglm(tmp_path_factory.mktemp("midashenglm"), decoder=decoder)
     with pytest.raises(LMLoadError, match="--trust-remote-code"):
         load_lm(str(folder))
     lm = load_lm(str(folder), trust_remote_code=True, max_new_tokens=4, max_wait_ms=20)
     assert isinstance(lm, TransformersAudioLM)
     assert lm.info.family == "midashenglm"
+    assert lm.info.extra["decoder"] == decoder
 
     inputs = lm.prepare(
         [
@@ -279,11 +288,11 @@ async def test_midashenglm_interface_through_remote_code(
     assert inputs["audio_length"].tolist() == [RATE, RATE // 4]
     assert bool(inputs["attention_mask"][:, -1].all())  # left padding
     first = lm.tokenizer.decode(inputs["input_ids"][0])
+    second = lm.tokenizer.decode(inputs["input_ids"][1])
     assert "system\nYou are a helpful language and speech assistant.<|im_end|>" in first
-    assert "user\nCaption the audio.<|audio_bos|><|AUDIO|>" in first  # text, then audio
-    assert "Transcribe the speech into text <|en|><|audio_bos|>" in lm.tokenizer.decode(
-        inputs["input_ids"][1]
-    )
+    assert "user\nCaption the audio.<|audio_bos|>" + "<|AUDIO|>" * 5 + "<|audio_eos|>" in first
+    assert "Transcribe the speech into text <|en|><|audio_bos|><|AUDIO|><|audio_eos|>" in second
+    assert first.count("<|audio_bos|>") == second.count("<|audio_bos|>") == 1
 
     await lm.start()
     try:
@@ -293,6 +302,51 @@ async def test_midashenglm_interface_through_remote_code(
     finally:
         await lm.stop()
     assert all(isinstance(a, str) for a in answers)
+
+
+def test_midashenglm_processor_wraps_a_bare_placeholder(tmp_path: Path) -> None:
+    """A template that emits only <|AUDIO|> gets the bos/eos pair from the processor, once."""
+    bare = MIDASHENGLM_CHAT_TEMPLATE.replace("<|audio_bos|><|AUDIO|><|audio_eos|>", "<|AUDIO|>")
+    folder = build_tiny_midashenglm(tmp_path / "bare", chat_template=bare)
+    lm = TransformersAudioLM(str(folder), trust_remote_code=True, max_new_tokens=2)
+    text = lm.tokenizer.decode(lm.prepare([LMRequest(noise(2.0), "caption")])["input_ids"][0])
+    # 2 s: 201 frames / 4 / 5 = 10 audio tokens.
+    assert "Caption the audio.<|audio_bos|>" + "<|AUDIO|>" * 10 + "<|audio_eos|>" in text
+    assert text.count("<|audio_bos|>") == 1
+
+
+def test_generation_settings_come_from_the_checkpoint_and_can_be_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint's generation_config (its card's settings) applies; overrides win."""
+    folder = build_tiny_midashenglm(
+        tmp_path / "sampled", generation={"do_sample": True, "temperature": 0.7, "top_p": 0.8}
+    )
+    lm = TransformersAudioLM(
+        str(folder), trust_remote_code=True, max_new_tokens=2, generation={"temperature": 0.2}
+    )
+    assert lm.model.generation_config.do_sample is True
+    seen: dict[str, Any] = {}
+    generate = lm.model.generate
+
+    def recording(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return generate(**kwargs)
+
+    monkeypatch.setattr(lm.model, "generate", recording)
+    lm.generate_batch([LMRequest(noise(0.5), "caption")])
+    assert seen["temperature"] == 0.2
+    assert "top_p" not in seen  # the checkpoint's own 0.8 applies inside generate
+    assert lm.info.extra["generation"] == {"temperature": 0.2}
+
+
+def test_thinking_is_stripped_from_answers() -> None:
+    """Qwen3 decoders may reason first; only the answer is returned."""
+    assert strip_thinking("<think>beeps, three times</think>\n\nA smoke alarm.") == "A smoke alarm."
+    assert strip_thinking("A dog barks.") == "A dog barks."
+    assert strip_thinking("<think>cut off by the token lim") == ""
+    assert strip_thinking("the template opened it</think> Water runs.") == "Water runs."
+    assert strip_thinking("<think>a</think>One <think>b</think>two") == "One two"
 
 
 def test_strip_prompt() -> None:

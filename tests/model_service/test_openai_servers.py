@@ -183,3 +183,24 @@ def test_cli_refuses_an_lm_server_without_audio(
     assert code == 3
     assert "does not answer audio requests" in caplog.text
     assert "Ready" not in caplog.text
+
+
+async def test_generation_settings_and_thinking_over_openai(aiohttp_server) -> None:
+    """Generation overrides travel in the body; a reasoning section never reaches the user."""
+
+    class Thinking(VllmShaped):
+        async def chat(self, request: web.Request) -> web.Response:
+            self.bodies.append(await request.json())
+            content = "<think>three beeps, a pause</think>\n\nA smoke alarm beeps."
+            message = {"role": "assistant", "content": content}
+            return web.json_response({"choices": [{"index": 0, "message": message}]})
+
+    fake = Thinking(root="mispeech/midashenglm-0.6b-fp32")
+    server = await aiohttp_server(fake.app)
+    lm = OpenAIAudioLM(str(server.make_url("/v1")), generation={"temperature": 0.6}, timeout=5)
+    try:
+        await lm.verify()
+        assert await lm.describe(noise(1.0)) == "A smoke alarm beeps."
+    finally:
+        await lm.stop()
+    assert all(body["temperature"] == 0.6 for body in fake.bodies)

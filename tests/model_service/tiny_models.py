@@ -327,36 +327,58 @@ def build_tiny_whisper(
     return folder
 
 
-# -- a MiDashengLM lookalike ----------------------------------------------------------------
+# -- MiDashengLM (mispeech/midashenglm-7b-1021-*, -0.6b-*) ----------------------------------
 #
-# MiDashengLM itself is remote code with 7B weights. This stand-in is a folder of the same
-# shape: `model_type` "midashenglm", `auto_map` to its own configuration / modeling /
-# processing files, a processor that takes `text` + `audio` and returns `input_ids`,
-# `attention_mask`, `input_values` and `audio_length` (left-padded text), and a model whose
-# `generate` runs its Qwen2 decoder from `inputs_embeds`, so it returns only new tokens. It
-# exercises the trust_remote_code loading and batching path; the real model's numerics,
-# prompt formats and audio encoder are not modelled.
+# A stand-in for MiDashengLM's hub code, written from its upstream contract (the hub's
+# processing code and vLLM's model): the configuration holds `audio_encoder_config`,
+# `text_config` (a Qwen2 decoder for 7B, Qwen3 for 0.6B), `subsample_factor` and
+# `audio_token_id`; the processor takes `text` + `audio` through a Wav2Vec2FeatureExtractor
+# that must not normalise, expands each `<|AUDIO|>` to
+# `calculate_mel_frames_dasheng(length)` tokens (STFT frames of 512 every 160 samples,
+# centred, then / 4 in the encoder and / `subsample_factor` in the projector), wraps them in
+# `<|audio_bos|>`/`<|audio_eos|>` unless the text already does, pads text on the left and
+# returns `input_ids`, `attention_mask`, `input_values` and `audio_length`. The model puts
+# one projected audio frame on each audio token and refuses a count that does not match,
+# so wrong arithmetic anywhere fails here as it would on the real model.
 
 _MDL_CONFIGURATION = """
-from transformers import PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig
+
+
+class DashengConfig(PretrainedConfig):
+    model_type = "midashenglm_dasheng_encoder"
+
+    def __init__(self, embed_dim=16, **kwargs):
+        self.embed_dim = embed_dim
+        super().__init__(**kwargs)
 
 
 class MiDashengLMConfig(PretrainedConfig):
     model_type = "midashenglm"
 
-    def __init__(self, lm_config=None, audio_token_id=3, samples_per_token=1600, **kwargs):
-        self.lm_config = dict(lm_config or {})
+    def __init__(self, audio_encoder_config=None, subsample_factor=5, text_config=None,
+                 audio_token_id=None, **kwargs):
+        self.audio_encoder_config = DashengConfig(**(audio_encoder_config or {}))
+        self.subsample_factor = subsample_factor
+        text = dict(text_config or {"model_type": "qwen2"})
+        self.text_config = AutoConfig.for_model(**text)
         self.audio_token_id = audio_token_id
-        self.samples_per_token = samples_per_token
         super().__init__(**kwargs)
 """
 
 _MDL_MODELING = """
 import torch
 from torch import nn
-from transformers import PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from .configuration_midashenglm import MiDashengLMConfig
+
+
+def calculate_mel_frames_dasheng(audio_length_samples, n_fft=512, hop_size=160,
+                                 dasheng_subsampling=4, center=True, model_subsampling=5):
+    if center:
+        audio_length_samples = audio_length_samples + n_fft
+    return int(1 + ((audio_length_samples - n_fft) / hop_size)) // dasheng_subsampling // model_subsampling
 
 
 class MiDashengLMModel(PreTrainedModel):
@@ -364,19 +386,30 @@ class MiDashengLMModel(PreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        self.decoder = Qwen2ForCausalLM(Qwen2Config(**config.lm_config))
-        hidden = self.decoder.config.hidden_size
-        self.audio_projector = nn.Linear(config.samples_per_token, hidden)
+        self.decoder = AutoModelForCausalLM.from_config(config.text_config)
+        dim = config.audio_encoder_config.embed_dim
+        self.frontend = nn.Linear(512, dim)  # one STFT-sized frame -> one encoder frame
+        self.audio_projector = nn.Linear(dim * config.subsample_factor, self.decoder.config.hidden_size)
         self.post_init()
+
+    def _audio(self, input_values, audio_length):
+        padded = nn.functional.pad(input_values, (256, 256))
+        frames = padded.unfold(1, 512, 160)  # (batch, 1 + samples // 160, 512)
+        x = self.frontend(frames)
+        x = x[:, : (x.shape[1] // 4) * 4].reshape(x.shape[0], -1, 4, x.shape[-1]).mean(2)
+        k = self.config.subsample_factor
+        x = x[:, : (x.shape[1] // k) * k].reshape(x.shape[0], -1, k * x.shape[-1])
+        x = self.audio_projector(x)
+        counts = [max(1, calculate_mel_frames_dasheng(int(n), model_subsampling=k)) for n in audio_length]
+        return [x[row, :count] for row, count in enumerate(counts)]
 
     def _embeds(self, input_ids, input_values, audio_length):
         embeds = self.decoder.get_input_embeddings()(input_ids)
-        step = self.config.samples_per_token
-        usable = (input_values.shape[1] // step) * step
-        audio = self.audio_projector(input_values[:, :usable].reshape(input_values.shape[0], -1, step))
-        for row in range(input_ids.shape[0]):
+        for row, audio in enumerate(self._audio(input_values.float(), audio_length)):
             where = (input_ids[row] == self.config.audio_token_id).nonzero().squeeze(-1)
-            embeds[row, where] = audio[row, : where.numel()].to(embeds.dtype)
+            if where.numel() != audio.shape[0]:
+                raise ValueError(f"{where.numel()} audio tokens for {audio.shape[0]} audio frames")
+            embeds[row, where] = audio.to(embeds.dtype)
         return embeds
 
     def forward(self, input_ids, attention_mask=None, input_values=None, audio_length=None, **kwargs):
@@ -390,9 +423,10 @@ class MiDashengLMModel(PreTrainedModel):
 """
 
 _MDL_PROCESSING = """
-import math
-
+import torch
 from transformers import BatchFeature, ProcessorMixin
+
+from .modeling_midashenglm import calculate_mel_frames_dasheng
 
 
 class MiDashengLMProcessor(ProcessorMixin):
@@ -400,29 +434,45 @@ class MiDashengLMProcessor(ProcessorMixin):
     feature_extractor_class = "Wav2Vec2FeatureExtractor"
     tokenizer_class = "AutoTokenizer"
 
-    def __init__(self, feature_extractor=None, tokenizer=None, chat_template=None, samples_per_token=1600):
-        self.audio_token = "<|AUDIO|>"
-        self.samples_per_token = samples_per_token
+    def __init__(self, feature_extractor=None, tokenizer=None, model_subsampling=5, chat_template=None,
+                 audio_token="<|AUDIO|>", audio_bos_token="<|audio_bos|>", audio_eos_token="<|audio_eos|>"):
+        assert not feature_extractor.do_normalize, "This model does not use normalization."
+        self.audio_token, self.audio_bos_token, self.audio_eos_token = audio_token, audio_bos_token, audio_eos_token
+        self.model_subsampling = model_subsampling
         super().__init__(feature_extractor, tokenizer, chat_template=chat_template)
 
-    def __call__(self, text=None, audio=None, padding=True, return_tensors="pt", **kwargs):
+    def __call__(self, text=None, audio=None, padding=True, padding_side="left", return_tensors="pt", **kwargs):
         if isinstance(text, str):
             text = [text]
-        if audio is None or len(audio) != sum(t.count(self.audio_token) for t in text):
-            raise ValueError("one audio per audio token")
-        features = self.feature_extractor(
-            audio, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt"
-        )
-        lengths = features.pop("attention_mask").sum(-1)
-        expanded = []
-        for sample, length in zip(text, lengths.tolist()):
-            count = max(1, math.ceil(length / self.samples_per_token))
-            expanded.append(sample.replace(self.audio_token, self.audio_token * count, 1))
-        tokens = self.tokenizer(expanded, padding=padding, padding_side="left", return_tensors="pt")
-        tokens.pop("token_type_ids", None)
-        return BatchFeature(
-            {**tokens, "input_values": features["input_values"], "audio_length": lengths.long()}
-        )
+        if audio is not None:
+            if sum(sample.count(self.audio_token) for sample in text) != len(audio):
+                raise ValueError("one audio per audio token")
+            features = self.feature_extractor(audio, sampling_rate=self.feature_extractor.sampling_rate,
+                                              padding=True, return_attention_mask=True, return_tensors="pt")
+            lengths = features.pop("attention_mask").sum(-1).tolist()
+            features["audio_length"] = torch.tensor(lengths).long()
+            expanded = []
+            for sample in text:
+                parts = []
+                while self.audio_token in sample:
+                    count = calculate_mel_frames_dasheng(lengths.pop(0), model_subsampling=self.model_subsampling)
+                    tokens = self.audio_token * count
+                    start = sample.find(self.audio_token)
+                    end = start + len(self.audio_token)
+                    has_bos = sample[start - len(self.audio_bos_token):start] == self.audio_bos_token
+                    has_eos = sample[end:end + len(self.audio_eos_token)] == self.audio_eos_token
+                    if not has_bos and not has_eos:
+                        tokens = self.audio_bos_token + tokens + self.audio_eos_token
+                    parts.append(tokens)
+                    sample = sample.replace(self.audio_token, "<placeholder>", 1)
+                while "<placeholder>" in sample:
+                    sample = sample.replace("<placeholder>", parts.pop(0), 1)
+                expanded.append(sample)
+            text = expanded
+        inputs = self.tokenizer(text, padding=padding, padding_side=padding_side, return_tensors=return_tensors)
+        if audio is not None:
+            inputs.update(features)
+        return BatchFeature(data={**inputs}, tensor_type=return_tensors)
 """
 
 MIDASHENGLM_CHAT_TEMPLATE = (
@@ -436,20 +486,26 @@ MIDASHENGLM_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_midashenglm_lookalike(
-    path: Path | str, *, hidden_size: int = 32, seed: int = 0
+def build_tiny_midashenglm(
+    path: Path | str,
+    *,
+    decoder: str = "qwen2",
+    hidden_size: int = 32,
+    chat_template: str | None = None,
+    generation: Mapping[str, object] | None = None,
+    seed: int = 0,
 ) -> Path:
-    """Save a remote-code folder with MiDashengLM's interface (see the note above)."""
+    """Save a MiDashengLM-shaped remote-code folder (see the note above).
+
+    `decoder` is "qwen2" (the 7B's Qwen2.5-Omni thinker) or "qwen3" (the 0.6B). `generation`
+    is written as the checkpoint's `generation_config.json`, as a model card's settings are.
+    """
     import importlib.util
     import json
+    import sys
 
     import torch
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        Wav2Vec2FeatureExtractor,
-    )
+    from transformers import AutoTokenizer, GenerationConfig, Wav2Vec2FeatureExtractor
 
     torch.manual_seed(seed)
     folder = Path(path)
@@ -462,19 +518,23 @@ def build_tiny_midashenglm_lookalike(
         (folder / name).write_text(source.lstrip(), encoding="utf-8")
     build_qwen_tokenizer(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = MIDASHENGLM_CHAT_TEMPLATE
+    template = chat_template or MIDASHENGLM_CHAT_TEMPLATE
+    tokenizer.chat_template = template
     tokenizer.save_pretrained(folder)
-    text_config = {
+    text_config: dict[str, object] = {
+        "model_type": decoder,
         "vocab_size": len(tokenizer),
         "hidden_size": hidden_size,
         "intermediate_size": hidden_size * 2,
         "num_hidden_layers": 1,
         "num_attention_heads": 2,
         "num_key_value_heads": 1,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": 2048,
         "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
         "pad_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
     }
+    if decoder == "qwen3":
+        text_config["head_dim"] = hidden_size // 2
     config = {
         "model_type": "midashenglm",
         "architectures": ["MiDashengLMModel"],
@@ -482,24 +542,32 @@ def build_tiny_midashenglm_lookalike(
             "AutoConfig": "configuration_midashenglm.MiDashengLMConfig",
             "AutoModelForCausalLM": "modeling_midashenglm.MiDashengLMModel",
         },
-        "lm_config": text_config,
+        "audio_encoder_config": {"embed_dim": 16},
+        "subsample_factor": 5,
+        "text_config": text_config,
         "audio_token_id": tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     }
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    from transformers import AutoConfig, AutoModelForCausalLM
+
     model_config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=True)
     model.save_pretrained(folder)
+    if generation:
+        GenerationConfig(**generation).save_pretrained(folder)
 
+    # The processor imports the modeling file as a sibling, as remote code does.
+    package = f"_mdl_standin_{abs(hash(str(folder)))}"
     spec = importlib.util.spec_from_file_location(
-        "processing_midashenglm", folder / "processing_midashenglm.py"
+        package, folder / "__init__.py", submodule_search_locations=[str(folder)]
     )
+    (folder / "__init__.py").touch()
     assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+    processing = importlib.import_module(f"{package}.processing_midashenglm")
+    (folder / "__init__.py").unlink()
     extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=False)
-    processor = module.MiDashengLMProcessor(
-        extractor, tokenizer, chat_template=MIDASHENGLM_CHAT_TEMPLATE
-    )
+    processor = processing.MiDashengLMProcessor(extractor, tokenizer, chat_template=template)
     processor.save_pretrained(folder)
     # What the real repository's processor config says: where AutoProcessor finds the class.
     for name in ("processor_config.json", "preprocessor_config.json"):
