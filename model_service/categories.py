@@ -7,6 +7,7 @@ import csv
 from dataclasses import dataclass
 import functools
 from importlib import resources
+from pathlib import Path
 import re
 
 
@@ -87,11 +88,18 @@ def normalize_label(label: str) -> str:
     return " ".join(_NON_ALNUM.sub(" ", label.lower()).split())
 
 
+def audioset_labels_file() -> Path:
+    """AudioSet's `class_labels_indices.csv` as shipped with the service (`data/README.md`)."""
+    return Path(str(resources.files("model_service").joinpath(AUDIOSET_LABELS_CSV)))
+
+
+AUDIOSET_LABELS_CSV = "data/audioset_class_labels_indices.csv"
+
+
 @functools.cache
 def audioset_labels() -> tuple[str, ...]:
     """AudioSet's 527 display names in output order (shipped: `data/README.md`)."""
-    text = resources.files("model_service").joinpath("data/audioset_class_labels_indices.csv")
-    with text.open("r", encoding="utf-8") as handle:
+    with audioset_labels_file().open("r", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     labels = tuple(row["display_name"] for row in sorted(rows, key=lambda row: int(row["index"])))
     assert len(labels) == 527, "the shipped AudioSet label list is incomplete"

@@ -158,6 +158,51 @@ def choose_window_seconds(natural: float | None, requested: float | None = None)
     return max(0.1, math.floor(window * 100 + 1e-6) / 100)
 
 
+def serve_shipped_labels(spec: str) -> bool:
+    """Let CED's configuration find AudioSet's label file when the hub cannot deliver it.
+
+    CED's configuration reads `class_labels_indices.csv` from another hub repository every
+    time it loads, so a model cached for offline use still fails to start offline unless
+    that file happens to be cached too. Its remote-code module is loaded here first (and
+    reused by transformers while its files are unchanged), and its `cached_file` falls back
+    to the copy the service ships, which has the same format, when the hub has none.
+    True when the fallback is in place.
+    """
+    import sys
+
+    from transformers import PretrainedConfig
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    try:
+        config_dict, _ = PretrainedConfig.get_config_dict(spec)
+        reference = (config_dict.get("auto_map") or {}).get("AutoConfig")
+        if config_dict.get("model_type") != "ced" or not isinstance(reference, str):
+            return False
+        module = sys.modules[get_class_from_dynamic_module(reference, spec).__module__]
+    except (OSError, ValueError, KeyError, ImportError):  # the real load reports what is wrong
+        return False
+    original = getattr(module, "cached_file", None)
+    if original is None or getattr(original, "_shipped_labels", False):
+        return original is not None
+
+    def cached_file(path_or_repo_id: Any, filename: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(path_or_repo_id, filename, *args, **kwargs)
+        except OSError:
+            if filename != "class_labels_indices.csv":
+                raise
+            _LOGGER.info(
+                "%s's label file is not reachable (%s); using AudioSet's shipped copy",
+                spec,
+                path_or_repo_id,
+            )
+            return str(categories.audioset_labels_file())
+
+    cached_file._shipped_labels = True  # type: ignore[attr-defined]
+    module.__dict__["cached_file"] = cached_file
+    return True
+
+
 def _is_local_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists()
 
@@ -361,6 +406,8 @@ class TransformersTagger:
                 raise TaggerLoadError(
                     f"{spec} is not a transformers model folder: it has no config.json"
                 )
+        if trust_remote_code:
+            serve_shipped_labels(spec)
         try:
             config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
         except ValueError as err:

@@ -128,3 +128,28 @@ def test_alarm_patterns_run_beside_a_model(ced_dir: Path) -> None:
         events = events_from_frames(frames, tagger.info.categories, duration=audio.size / 16000)
         tagger.forget(f"clip-{name}")
         assert {event.category for event in events} == {name}
+
+
+def test_an_offline_start_does_not_need_the_hub_for_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CED's configuration fetches its label file from another hub repository at every load;
+    offline, with the model itself at hand, the service serves AudioSet's shipped copy."""
+    import huggingface_hub.constants
+    from transformers import AutoConfig
+
+    folder = build_tiny_ced(tmp_path / "ced-base-like")
+    code = folder / "configuration_ced.py"
+    # As upstream: the label file lives in a hub repository, not in the model folder.
+    code.write_text(
+        code.read_text(encoding="utf-8").replace(str(folder.resolve()), "topel/ConvNeXt-Tiny-AT"),
+        encoding="utf-8",
+    )
+    (folder / "class_labels_indices.csv").unlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    with pytest.raises(OSError):
+        AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+    tagger = load_tagger(str(folder), trust_remote_code=True, quiet_thresholds=QUIET)
+    assert tagger.info.labels["smoke_alarm"] == ["Smoke detector, smoke alarm"]
