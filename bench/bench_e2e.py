@@ -36,7 +36,7 @@ Exits non-zero only when the benchmark cannot run (a process does not start, the
 cannot be set up); missed targets are reported, not failed. Every child runs in its own
 process group and is stopped on exit, on Ctrl-C and on SIGTERM.
 
-Usage: `.venv-ha/bin/python bench/bench_e2e.py [--max 200] [--budget 240] [--steps 1,10,25]`.
+Usage: `.venv-svc/bin/python bench/bench_e2e.py [--max 200] [--budget 240] [--steps 1,10,25]`.
 """
 
 from __future__ import annotations

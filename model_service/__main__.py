@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-zeroconf", dest="zeroconf", action="store_false", default=None)
     parser.add_argument(
+        "--no-activity-gate",
+        dest="activity_gate",
+        action="store_false",
+        default=None,
+        help="run a model tagger on every window, also on unchanged background",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         help="torch CPU threads (default: 1 for the builtin tagger alone, else torch's own)",
@@ -131,6 +138,7 @@ async def serve(config: Config) -> None:
             trust_remote_code=config.trust_remote_code,
             quiet_thresholds={cid: params_for(cid).off for cid in CATEGORY_IDS},
             alarm_patterns=True,
+            activity_gate=config.activity_gate,
         )
     )
     if config.lm:

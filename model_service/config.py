@@ -47,6 +47,8 @@ class Config:
     max_upload_mb: float = 50.0
     debug: bool = False
     zeroconf: bool = True
+    # A model tagger skips windows of unchanged background (taggers/gated.py).
+    activity_gate: bool = True
     wyoming_port: int | None = None
     # Dynamic batching (per model)
     max_batch: int = 64

@@ -120,12 +120,15 @@ def load_tagger(
     options: dict[str, Any] | None = None,
     quiet_thresholds: Mapping[str, float] | None = None,
     alarm_patterns: bool = False,
+    activity_gate: bool = False,
 ) -> Tagger:
     """Load the tagger named by `spec`: "builtin", or a transformers hub id / local folder.
 
     With `quiet_thresholds` a model must stay under them on silence and quiet noise
-    (`check_quiet`); with `alarm_patterns` the embedded smoke and CO alarm pattern detectors
-    run beside a model (`combined.CombinedTagger`). The service does both.
+    (`check_quiet`); with `activity_gate` a model only hears windows with something new
+    (`gated.GatedTagger`); with `alarm_patterns` the embedded smoke and CO alarm pattern
+    detectors run beside it, on every window (`combined.CombinedTagger`). The service does
+    all three.
     """
     if spec == "builtin":
         from .builtin import BuiltinTagger
@@ -140,6 +143,10 @@ def load_tagger(
     except TaggerLoadError:
         tagger.close()
         raise
+    if activity_gate:
+        from .gated import GatedTagger
+
+        tagger = GatedTagger(tagger)
     if alarm_patterns:
         from .combined import CombinedTagger
 

@@ -290,6 +290,49 @@ class _AstFilterbank:
         return {"input_values": fbank}
 
 
+class _CedFeatures:
+    """CED's features (torchaudio MelSpectrogram, then AmplitudeToDB at top_db), per window.
+
+    CED's own extractor builds both transforms at every call and clamps at `top_db` below
+    the loudest value of the whole batch; here the transforms are built once, run on the
+    whole batch (the spectrogram is per row anyway), and the clamp takes each window's own
+    maximum, which is what the extractor gives a window alone (a test checks both).
+    """
+
+    TOP_DB = 120.0
+
+    def __init__(self, extractor: Any, device: str) -> None:
+        import torchaudio.transforms as audio_transforms
+
+        self.mel = audio_transforms.MelSpectrogram(
+            f_min=extractor.f_min,
+            sample_rate=extractor.sampling_rate,
+            win_length=extractor.win_size,
+            center=extractor.center,
+            n_fft=extractor.n_fft,
+            f_max=extractor.f_max,
+            hop_length=extractor.hop_size,
+            n_mels=extractor.feature_size,
+        ).to(device)
+        self.to_db = audio_transforms.AmplitudeToDB(top_db=None).to(device)
+
+    @classmethod
+    def applies(cls, extractor: Any) -> bool:
+        """True for CED's extractor (remote code, known by its name and settings)."""
+        return type(extractor).__name__ == "CedFeatureExtractor" and all(
+            hasattr(extractor, name)
+            for name in ("f_min", "f_max", "win_size", "center", "n_fft", "hop_size")
+        )
+
+    def __call__(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of a (batch, samples) float32 tensor, as the model's `input_values`."""
+        import torch
+
+        db = self.to_db(self.mel(audio.float()))
+        floor = db.amax(dim=(-2, -1), keepdim=True) - self.TOP_DB
+        return {"input_values": torch.maximum(db, floor)}
+
+
 class TransformersTagger:
     """A transformers audio-classification model (hub id or local folder) as a batched tagger."""
 
@@ -354,11 +397,11 @@ class TransformersTagger:
 
         window = choose_window_seconds(natural_window_seconds(self.extractor), window_seconds)
         self.window_samples = round(window * SAMPLE_RATE)
-        self._fbank = (
-            _AstFilterbank(self.extractor, self.device)
-            if _AstFilterbank.applies(self.extractor)
-            else None
-        )
+        self._fbank: _AstFilterbank | _CedFeatures | None = None
+        if _AstFilterbank.applies(self.extractor):
+            self._fbank = _AstFilterbank(self.extractor, self.device)
+        elif _CedFeatures.applies(self.extractor):
+            self._fbank = _CedFeatures(self.extractor, self.device)
         self._per_window = False
         self._check_runs()
         self._per_window = self._extractor_mixes_batch()
@@ -380,7 +423,7 @@ class TransformersTagger:
                 "num_labels": len(labels),
                 "unmapped_labels": unmapped,
                 "outputs": "probabilities" if self._probabilities else "logits",
-                "features": "per window" if self._per_window else "batched",
+                "features": self._features_kind(),
             },
         )
         _LOGGER.info(
@@ -473,7 +516,7 @@ class TransformersTagger:
         window's features shift by tens of dB. Such an extractor gets one window per call.
         """
         if self._fbank is not None:
-            return False  # per-window by construction (and tested against the extractor)
+            return False  # per window by construction (and tested against the extractor)
         probe = self._probe_audio()
         together = self._features(probe)
         for row in range(probe.shape[0]):
@@ -487,6 +530,11 @@ class TransformersTagger:
                     )
                     return True
         return False
+
+    def _features_kind(self) -> str:
+        if isinstance(self._fbank, _CedFeatures):
+            return "batched, normalised per window"
+        return "one window per call" if self._per_window else "batched"
 
     def _probe_outputs(self) -> np.ndarray:
         return self._logits(self._probe_audio()).cpu().numpy()

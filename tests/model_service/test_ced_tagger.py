@@ -85,12 +85,27 @@ def test_a_window_scores_the_same_alone_and_in_a_mixed_batch(ced: TransformersTa
     mixed = ced.extractor([loud, quiet], sampling_rate=SAMPLE_RATE)["input_values"][1]
     alone = ced.extractor([quiet], sampling_rate=SAMPLE_RATE)["input_values"][0]
     assert float((mixed - alone).abs().max()) > 10.0  # dB: the stand-in is faithful
-    assert ced.info.extra["features"] == "per window"
+    assert ced.info.extra["features"] == "batched, normalised per window"
 
     together = ced._features(np.stack([loud, quiet]))["input_values"][1]
     assert torch.allclose(together, alone, atol=1e-4)
     np.testing.assert_allclose(
         ced.scores([Window(loud), Window(quiet)])[1:], ced.scores([Window(quiet)]), atol=1e-7
+    )
+
+
+def test_an_unknown_extractor_that_mixes_the_batch_gets_one_window_per_call(
+    ced_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a batched equivalent, the load-time probe finds the mixing and falls back."""
+    from model_service.taggers import hf
+
+    monkeypatch.setattr(hf._CedFeatures, "applies", classmethod(lambda cls, extractor: False))
+    tagger = TransformersTagger(str(ced_dir), trust_remote_code=True)
+    assert tagger.info.extra["features"] == "one window per call"
+    quiet, loud = _half_silent(), _tone()
+    np.testing.assert_allclose(
+        tagger.scores([Window(loud), Window(quiet)])[1:], tagger.scores([Window(quiet)]), atol=1e-7
     )
 
 
@@ -114,9 +129,13 @@ def test_cli_refuses_a_miscalibrated_model(
 
 
 def test_alarm_patterns_run_beside_a_model(ced_dir: Path) -> None:
-    """With a model loaded, the T3 and T4 pattern detectors still hear smoke and CO alarms."""
-    tagger = load_tagger(str(ced_dir), trust_remote_code=True, alarm_patterns=True)
+    """With a model loaded (gated, as the service runs it), the T3 and T4 pattern detectors
+    still hear smoke and CO alarms on every window."""
+    tagger = load_tagger(
+        str(ced_dir), trust_remote_code=True, alarm_patterns=True, activity_gate=True
+    )
     assert isinstance(tagger, CombinedTagger)
+    assert tagger.info.extra["activity_gate"] is True
     assert {"smoke_alarm", "co_alarm", "baby_cry"} <= set(tagger.info.categories)
     assert tagger.info.window_seconds == 5.0  # the patterns' window; the model takes its 1 s
 

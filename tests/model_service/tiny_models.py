@@ -603,10 +603,11 @@ class CedConfig(PretrainedConfig):
     model_type = "ced"
 
     def __init__(self, embed_dim=32, depth=1, num_heads=2, outputdim=527, pooling="mean",
-                 n_mels=64, target_length=100, patch_size=16, patch_stride=16,
+                 n_mels=64, target_length=100, patch_size=16, patch_stride=16, mlp_ratio=4.0,
                  label_repo=DEFAULT_LABEL_REPO, **kwargs):
         super().__init__(**kwargs)
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
+        self.mlp_ratio = mlp_ratio
         self.outputdim, self.pooling, self.n_mels = outputdim, pooling, n_mels
         self.target_length, self.patch_size, self.patch_stride = target_length, patch_size, patch_stride
         self.label_repo = label_repo
@@ -672,10 +673,14 @@ class CedModel(CedPreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.init_bn = nn.BatchNorm2d(config.n_mels, momentum=0.01)
-        self.proj = nn.Conv2d(1, config.embed_dim, kernel_size=config.patch_size,
-                              stride=config.patch_stride)
+        self.proj = nn.Conv2d(1, config.embed_dim, kernel_size=tuple(config.patch_size)
+                              if isinstance(config.patch_size, list) else config.patch_size,
+                              stride=tuple(config.patch_stride)
+                              if isinstance(config.patch_stride, list) else config.patch_stride)
         layer = nn.TransformerEncoderLayer(config.embed_dim, config.num_heads,
-                                           config.embed_dim * 2, batch_first=True)
+                                           int(config.embed_dim * config.mlp_ratio),
+                                           batch_first=True, norm_first=True,
+                                           activation="gelu")
         self.blocks = nn.TransformerEncoder(layer, config.depth)
         self.norm = nn.LayerNorm(config.embed_dim, eps=1e-6)
         self.post_init()
@@ -722,12 +727,17 @@ def build_tiny_ced(
     pooling: str = "mean",
     embed_dim: int = 32,
     depth: int = 1,
+    num_heads: int = 2,
+    patch: tuple[int, int] = (16, 16),
     target_length: int = 100,
     biases: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> Path:
     """Save a random CED-shaped audio tagger with its remote code, as a hub checkpoint is.
 
+    The defaults are tiny; `embed_dim`, `depth`, `num_heads` and `patch` at CED's released
+    sizes (tiny 192/12/3, mini 256/12/4, small 384/12/6, base 768/12/12, 16x16 patches;
+    Dasheng base 768/12/12 with 64x4 patches) give the real compute for benchmarks.
     Its 527 labels come from AudioSet's label file (the copy the service ships) through
     `cached_file`, cut at the first comma as upstream does. The head's weights are small and
     its bias is -6, so every label stays near 0 unless `biases` (by full AudioSet name) lifts
@@ -760,9 +770,11 @@ def build_tiny_ced(
     config = config_cls(
         embed_dim=embed_dim,
         depth=depth,
-        num_heads=2,
+        num_heads=num_heads,
         pooling=pooling,
         target_length=target_length,
+        patch_size=list(patch),
+        patch_stride=list(patch),
     )
     model = model_cls(config).eval()
     names = categories.audioset_labels()
