@@ -58,8 +58,11 @@ class CombinedTagger:
         return found
 
     def forget(self, stream: str) -> None:
-        """Drop what the pattern detectors keep for a stream that ended."""
+        """Drop what the pattern detectors and the model (its gate) keep for a stream that ended."""
         self.patterns.forget(stream)
+        forget = getattr(self.model, "forget", None)
+        if forget is not None:
+            forget(stream)
 
     def close(self) -> None:
         """Release both."""

@@ -147,6 +147,8 @@ def test_alarm_patterns_run_beside_a_model(ced_dir: Path) -> None:
         events = events_from_frames(frames, tagger.info.categories, duration=audio.size / 16000)
         tagger.forget(f"clip-{name}")
         assert {event.category for event in events} == {name}
+    # Ended streams leave nothing behind, in the gate either.
+    assert not tagger.model._seen
 
 
 def test_an_offline_start_does_not_need_the_hub_for_labels(
