@@ -91,7 +91,12 @@ def check_same(tagger: TransformersTagger, pipe: Any, clips: list[np.ndarray]) -
             import torch
 
             with torch.inference_mode():
-                raw = pipe.model(**{k: v.to(pipe.device) for k, v in inputs.items()}).logits
+                dtype = pipe.model.dtype
+                moved = {
+                    k: v.to(pipe.device, dtype=dtype if v.is_floating_point() else v.dtype)
+                    for k, v in inputs.items()
+                }
+                raw = pipe.model(**moved).logits
         # CED's head already returns probabilities (the service keeps them as they are).
         reference = raw.float().cpu().numpy()[0]
         worst = max(worst, float(np.abs(batched[row] - reference).max()))
@@ -143,8 +148,11 @@ def main() -> None:
                 tagger.model = tagger.model.to(dtype)
                 tagger.dtype = dtype
             pipe = baseline(folder, args.device, dtype)
-            diff = check_same(tagger, pipe, clips) if dtype == torch.float32 else float("nan")
-            if dtype == torch.float32 and diff > 1e-3:
+            # Both paths run the same weights in the same dtype; bfloat16 keeps about three
+            # significant digits, so its scores may differ in the second decimal.
+            diff = check_same(tagger, pipe, clips)
+            allowed = 1e-3 if dtype == torch.float32 else 0.05
+            if diff > allowed:
                 raise SystemExit(f"{name}: the two paths disagree (max score diff {diff:.2g})")
             batch = [Window(clip) for clip in clips]
             tagger.predict(batch[:4])  # warm up
