@@ -26,10 +26,10 @@ import torch
 # Run as a script from a checkout, where the service package is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model_service import synth
-from model_service.taggers import SAMPLE_RATE, Window
-from model_service.taggers.builtin import BuiltinTagger
-from model_service.windows import iter_windows
+from devtools import synth
+from model_service.detection.windows import iter_windows
+from model_service.models.taggers import SAMPLE_RATE, Window
+from model_service.models.taggers.builtin import BuiltinTagger
 
 
 def make_streams(seconds: float, count: int) -> list[np.ndarray]:

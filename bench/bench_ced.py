@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from model_service import synth
-from model_service.taggers import Window
-from model_service.taggers.hf import TransformersTagger
-from tests.model_service.tiny_models import build_tiny_ced
+from devtools import synth
+from devtools.tiny_models import build_tiny_ced
+from model_service.models.taggers import Window
+from model_service.models.taggers.hf import TransformersTagger
 
 RATE = 16000
 HOP_SECONDS = 0.5

@@ -63,8 +63,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 import numpy as np
 
-from model_service import synth
-from tests.e2e.harness import (
+from devtools import synth
+from devtools.harness import (
     DOMAIN,
     RATE,
     SERVICE_PYTHON,
@@ -103,9 +103,9 @@ OFFLINE = r"""
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from model_service.events import EventTracker
-from model_service.taggers import load_tagger
-from model_service.windows import frames_for_clip
+from model_service.detection.events import EventTracker
+from model_service.models.taggers import load_tagger
+from devtools.scoring import frames_for_clip
 
 data = np.load(sys.argv[2])
 chunk = float(sys.argv[3])

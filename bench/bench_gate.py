@@ -27,14 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from model_service import synth
-from model_service.events import SoundEvent, events_from_frames
-from model_service.taggers import Tagger
-from model_service.taggers.builtin import BuiltinTagger
-from model_service.taggers.gated import GatedTagger
-from model_service.taggers.hf import TransformersTagger
-from model_service.windows import frames_for_clip, iter_windows
-from tests.model_service.tiny_models import build_tiny_ced
+from devtools import synth
+from devtools.scoring import frames_for_clip
+from devtools.tiny_models import build_tiny_ced
+from model_service.detection.events import SoundEvent, events_from_frames
+from model_service.detection.windows import iter_windows
+from model_service.models.taggers import Tagger
+from model_service.models.taggers.builtin import BuiltinTagger
+from model_service.models.taggers.gated import GatedTagger
+from model_service.models.taggers.hf import TransformersTagger
 
 RATE = 16000
 CATEGORIES = ("appliance_beep", "loud_noise", "speech")

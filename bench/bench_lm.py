@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from devtools.tiny_models import build_tiny_qwen2_audio
 from model_service.config import Config
-from model_service.lm import TransformersAudioLM
-from tests.model_service.tiny_models import build_tiny_qwen2_audio
+from model_service.models.lm import TransformersAudioLM
 
 RATE = 16000
 QUESTIONS = (

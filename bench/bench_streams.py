@@ -52,10 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 import numpy as np
 
-from model_service import synth
-from model_service.events import EventTracker
-from model_service.taggers import load_tagger
-from model_service.windows import frames_for_clip
+from devtools import synth
+from devtools.scoring import frames_for_clip
+from model_service.detection.events import EventTracker
+from model_service.models.taggers import load_tagger
 
 RATE = 16000
 FRAME = 0.1  # seconds of audio per pushed frame (a satellite sends 20-100 ms)

@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from model_service.batcher import DynamicBatcher
-from model_service.taggers import Detection, Window
-from model_service.taggers.hf import TransformersTagger
-from tests.model_service.tiny_models import build_tiny_ast
+from devtools.tiny_models import build_tiny_ast
+from model_service.models.batcher import DynamicBatcher
+from model_service.models.taggers import Detection, Window
+from model_service.models.taggers.hf import TransformersTagger
 
 RATE = 16000
 # AudioSet-style label set: the mapped names plus filler labels up to a realistic head size.

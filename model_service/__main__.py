@@ -15,13 +15,17 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .asr import AsrLoadError, load_asr
-from .categories import CATEGORY_IDS
-from .config import Config, ConfigError, build_config, load_file
-from .events import params_for
-from .lm import LMLoadError, lm_from_config
-from .taggers import TaggerLoadError, load_tagger
+from model_service import __version__
+from model_service.api.app import create_app
+from model_service.categories import CATEGORY_IDS
+from model_service.config import Config, ConfigError, build_config, load_file
+from model_service.detection.events import params_for
+from model_service.detection.service import Service
+from model_service.discovery import advertise
+from model_service.models.asr import AsrLoadError, load_asr
+from model_service.models.lm import LMLoadError, lm_from_config
+from model_service.models.taggers import TaggerLoadError, load_tagger
+from model_service.wyoming import WyomingAsrServer
 
 _LOGGER = logging.getLogger("model_service")
 
@@ -116,8 +120,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 async def serve(config: Config) -> None:
     """Load models, start the HTTP server, log Ready, run until SIGINT/SIGTERM."""
-    from .server import create_app
-    from .service import Service
 
     threads = config.torch_threads
     if threads is None and config.tagger == "builtin" and not config.lm:
@@ -168,8 +170,6 @@ async def serve(config: Config) -> None:
     await site.start()
     wyoming = None
     if config.wyoming_port and asr is not None:
-        from .wyoming_server import WyomingAsrServer
-
         wyoming = WyomingAsrServer(asr, host=config.host, port=config.wyoming_port)
         await wyoming.start()
     elif config.wyoming_port:
@@ -184,8 +184,6 @@ async def serve(config: Config) -> None:
     advertisement = None
     try:
         if config.zeroconf:
-            from .discovery import advertise
-
             advertisement = await advertise(
                 service_id=service.service_id,
                 version=__version__,

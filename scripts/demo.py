@@ -31,8 +31,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model_service import synth  # noqa: E402
-from tests.e2e.harness import (  # noqa: E402
+from devtools import synth  # noqa: E402
+from devtools.harness import (  # noqa: E402
     DOMAIN,
     HarnessError,
     HomeAssistantClient,

@@ -26,7 +26,7 @@ import time
 import aiohttp
 import pytest
 
-from .harness import (
+from devtools.harness import (
     HarnessError,
     HomeAssistantClient,
     HomeAssistantProcess,

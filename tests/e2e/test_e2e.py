@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .conftest import REPORT, Stack
-from .harness import (
+from devtools.harness import (
     EVENT_SOUND,
     RATE,
     ROOT,
@@ -36,9 +35,11 @@ from .harness import (
     wait_state,
 )
 
+from .conftest import REPORT, Stack
+
 # The service's own synthetic audio (numpy only): the same generators the demo plays.
 sys.path.insert(0, str(ROOT))
-from model_service import synth
+from devtools import synth
 
 UNAVAILABLE = "unavailable"
 NOISE_DBFS = -52.0

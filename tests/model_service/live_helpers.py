@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-import contextlib
 import io
 import json
-import os
 from pathlib import Path
-import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -19,9 +14,9 @@ from aiohttp import ClientWebSocketResponse, WSMsgType, web
 import numpy as np
 import soundfile as sf
 
-from model_service import synth
+from devtools import synth
 from model_service.config import build_config
-from model_service.service import Service
+from model_service.detection.service import Service
 
 RATE = 16000
 REPO = Path(__file__).resolve().parents[2]
@@ -206,86 +201,6 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: fl
         await asyncio.sleep(step)
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServiceProcess:
-    """`python -m model_service` as a real subprocess on a free port."""
-
-    def __init__(self, data_dir: Path, *args: str) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.args = args
-        self.proc: subprocess.Popen[str] | None = None
-        self.log: list[str] = []
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, timeout: float = 60.0) -> None:
-        """Start it and wait for its Ready line."""
-        # One torch thread: on a small, busy machine torch's thread barriers stall batches.
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "PYTHONUNBUFFERED": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-        env.pop("MIDASHENG_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "model_service",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-                "--no-zeroconf",
-                "--asr",
-                "none",
-                *self.args,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line:
-                self.log.append(line)
-                if "Ready" in line:
-                    return
-                continue
-            if self.proc.poll() is not None:
-                raise RuntimeError("service exited:\n" + "".join(self.log))
-            await asyncio.sleep(0.05)
-        raise TimeoutError("service did not become ready:\n" + "".join(self.log))
-
-    async def stop(self) -> int:
-        """SIGTERM and wait (it stops its sources and closes the store)."""
-        if self.proc is None:
-            return 0
-        self.proc.terminate()
-        for _ in range(400):
-            if self.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            self.proc.kill()
-        with contextlib.suppress(Exception):
-            assert self.proc.stdout is not None
-            rest = self.proc.stdout.read()
-            if rest:
-                self.log.append(rest)
-        return self.proc.wait()
+# One torch thread for service processes: on a small, busy machine torch's thread barriers
+# stall batches.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}

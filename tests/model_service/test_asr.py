@@ -16,7 +16,8 @@ import pytest
 from scipy.signal import resample_poly
 import soundfile as sf
 
-from model_service.asr import (
+from devtools.tiny_models import build_tiny_whisper
+from model_service.models.asr import (
     AsrLoadError,
     LMRecognizer,
     PhraseGrammar,
@@ -30,7 +31,6 @@ from model_service.asr import (
     number_words,
     resolve_language,
 )
-from tests.model_service.tiny_models import build_tiny_whisper
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

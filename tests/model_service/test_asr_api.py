@@ -13,11 +13,11 @@ from aiohttp import FormData
 import numpy as np
 import pytest
 
-from model_service.asr import PocketsphinxRecognizer, load_asr
+from model_service.api.app import create_app
 from model_service.config import build_config
-from model_service.server import create_app
-from model_service.service import Service
-from model_service.taggers import Detection, TaggerInfo, Window
+from model_service.detection.service import Service
+from model_service.models.asr import PocketsphinxRecognizer, load_asr
+from model_service.models.taggers import Detection, TaggerInfo, Window
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 

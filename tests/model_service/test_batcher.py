@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from model_service import metrics
-from model_service.batcher import BatcherClosedError, DynamicBatcher, QueueFullError
+from model_service.models.batcher import BatcherClosedError, DynamicBatcher, QueueFullError
 
 
 class Recorder:

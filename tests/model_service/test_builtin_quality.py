@@ -1,6 +1,6 @@
 """Quality of the builtin tagger on synthesized and spoken clips, through the real event logic.
 
-Every clip is cut into windows exactly as the service does (`model_service.windows`), scored
+Every clip is cut into windows exactly as the service does (`model_service.detection.windows`), scored
 by the tagger, and turned into events by `events_from_frames`. Precision and recall are
 counted per clip: a positive clip is found when an event of its category overlaps the sound;
 every event of a category that overlaps nothing of that category is a false positive.
@@ -19,11 +19,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from model_service import synth
-from model_service.events import SoundEvent, events_from_frames
-from model_service.taggers import SAMPLE_RATE, Window
-from model_service.taggers.builtin import BuiltinTagger
-from model_service.windows import frames_for_clip, iter_windows
+from devtools import synth
+from devtools.scoring import frames_for_clip
+from model_service.detection.events import SoundEvent, events_from_frames
+from model_service.detection.windows import iter_windows
+from model_service.models.taggers import SAMPLE_RATE, Window
+from model_service.models.taggers.builtin import BuiltinTagger
 
 CLIP_SECONDS = 10.0
 # An alarm is reported about a second after a burst ends, and ends up to 1.5 s after its

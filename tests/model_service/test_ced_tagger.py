@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_service import synth
+from devtools import synth
+from devtools.scoring import frames_for_clip
+from devtools.tiny_models import build_tiny_ced
 from model_service.__main__ import run
 from model_service.categories import CATEGORY_IDS
-from model_service.events import events_from_frames, params_for
-from model_service.taggers import SAMPLE_RATE, TaggerLoadError, Window, load_tagger
-from model_service.taggers.combined import CombinedTagger
-from model_service.taggers.hf import TransformersTagger
-from model_service.windows import frames_for_clip
-from tests.model_service.tiny_models import build_tiny_ced
+from model_service.detection.events import events_from_frames, params_for
+from model_service.models.taggers import SAMPLE_RATE, TaggerLoadError, Window, load_tagger
+from model_service.models.taggers.combined import CombinedTagger
+from model_service.models.taggers.hf import TransformersTagger
 
 QUIET = {cid: params_for(cid).off for cid in CATEGORY_IDS}
 
@@ -98,7 +98,7 @@ def test_an_unknown_extractor_that_mixes_the_batch_gets_one_window_per_call(
     ced_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a batched equivalent, the load-time probe finds the mixing and falls back."""
-    from model_service.taggers import hf
+    from model_service.models.taggers import hf
 
     monkeypatch.setattr(hf._CedFeatures, "applies", classmethod(lambda cls, extractor: False))
     tagger = TransformersTagger(str(ced_dir), trust_remote_code=True)

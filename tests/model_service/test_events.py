@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_service.events import (
+from model_service.detection.events import (
     CategoryParams,
     EventTracker,
     dbfs,
     events_from_frames,
     params_for,
 )
-from model_service.taggers import Detection
+from model_service.models.taggers import Detection
 
 HOP = 0.5
 

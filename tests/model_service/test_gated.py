@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model_service import synth
-from model_service.taggers import Detection, TaggerInfo, Window
-from model_service.taggers.gated import GatedTagger
+from devtools import synth
+from model_service.models.taggers import Detection, TaggerInfo, Window
+from model_service.models.taggers.gated import GatedTagger
 
 RATE = 16000
 HOP = RATE // 2

@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from devtools.tiny_models import DEFAULT_AST_LABELS, build_tiny_ast
 from model_service import metrics
 from model_service.__main__ import run
+from model_service.api.app import create_app
 from model_service.config import build_config
-from model_service.devices import DeviceError, pick_dtype_name, resolve_device
-from model_service.server import create_app
-from model_service.service import Service
-from model_service.taggers import Detection, TaggerLoadError, Window, load_tagger
-from model_service.taggers.hf import (
+from model_service.detection.service import Service
+from model_service.models.devices import DeviceError, pick_dtype_name, resolve_device
+from model_service.models.taggers import Detection, TaggerLoadError, Window, load_tagger
+from model_service.models.taggers.hf import (
     TransformersTagger,
     choose_window_seconds,
     is_audio_classifier,
     natural_window_seconds,
     use_sigmoid,
 )
-from tests.model_service.tiny_models import DEFAULT_AST_LABELS, build_tiny_ast
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

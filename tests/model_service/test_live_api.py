@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_service.live_api import STORE_KEY, STREAMS_KEY
-from model_service.server import create_app
-from model_service.store import StoreError
-from model_service.taggers import load_tagger
+from devtools.harness import ServiceProcess
+from model_service.api.app import create_app
+from model_service.api.common import STORE_KEY, STREAMS_KEY
+from model_service.live.store import StoreError
+from model_service.models.taggers import load_tagger
 from tests.model_service.live_helpers import (
+    ONE_THREAD,
     AudioServer,
-    ServiceProcess,
     alarm_scene,
     make_service,
     push_audio,
@@ -449,31 +450,31 @@ async def test_events_and_sources_survive_a_restart(tmp_path: Path) -> None:
     """A real service process: sources and events persist; seq keeps increasing after restart."""
     data = tmp_path / "data"
     audio, _ = alarm_scene(before=2.0, alarm=8.0, after=8.0)
-    proc = ServiceProcess(data, "--tagger", "builtin")
+    proc = ServiceProcess(data, extra_args=["--tagger", "builtin"], env=ONE_THREAD)
     await proc.start()
     try:
         async with aiohttp.ClientSession() as http:
-            resp = await http.post(f"{proc.base}/v1/sources", json={"name": "Hall", "kind": "push"})
+            resp = await http.post(f"{proc.url}/v1/sources", json={"name": "Hall", "kind": "push"})
             assert resp.status == 201
-            async with http.ws_connect(f"{proc.base}/v1/ws") as ws:
+            async with http.ws_connect(f"{proc.url}/v1/ws") as ws:
                 await ws.send_json({"type": "subscribe", "after": 0})
                 await push_audio(ws, "hall", audio)
                 await receive_until(ws, is_event("smoke_alarm", ended=True), timeout=40)
-            before = await (await http.get(f"{proc.base}/v1/events")).json()
+            before = await (await http.get(f"{proc.url}/v1/events")).json()
     finally:
-        assert await proc.stop() == 0, "".join(proc.log)
+        assert await proc.stop() == 0, proc.log_tail()
     assert before["events"]
 
-    again = ServiceProcess(data, "--tagger", "builtin")
+    again = ServiceProcess(data, extra_args=["--tagger", "builtin"], env=ONE_THREAD)
     await again.start()
     try:
         async with aiohttp.ClientSession() as http:
-            sources = await (await http.get(f"{again.base}/v1/sources")).json()
+            sources = await (await http.get(f"{again.url}/v1/sources")).json()
             assert [s["id"] for s in sources["sources"]] == ["hall"]
-            after = await (await http.get(f"{again.base}/v1/events")).json()
+            after = await (await http.get(f"{again.url}/v1/events")).json()
             assert after["events"] == before["events"]
             assert after["last_seq"] == before["last_seq"]
-            async with http.ws_connect(f"{again.base}/v1/ws") as ws:
+            async with http.ws_connect(f"{again.url}/v1/ws") as ws:
                 await ws.send_json({"type": "subscribe", "after": before["last_seq"]})
                 await push_audio(ws, "hall", audio)
                 seen = await receive_until(ws, is_event("smoke_alarm", ended=True), timeout=40)

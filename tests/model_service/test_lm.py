@@ -17,12 +17,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from devtools.tiny_models import (
+    MIDASHENGLM_CHAT_TEMPLATE,
+    build_tiny_ast,
+    build_tiny_midashenglm,
+    build_tiny_qwen2_audio,
+)
 from model_service.__main__ import run
+from model_service.api.app import create_app
+from model_service.api.common import STORE_KEY, STREAMS_KEY
 from model_service.audio import AudioError
-from model_service.batcher import QueueFullError
 from model_service.config import build_config
-from model_service.live_api import STORE_KEY, STREAMS_KEY
-from model_service.lm import (
+from model_service.detection.service import Service
+from model_service.models.batcher import QueueFullError
+from model_service.models.lm import (
     GENERIC,
     MIDASHENGLM,
     QWEN2_AUDIO,
@@ -32,22 +40,14 @@ from model_service.lm import (
     LMTimeoutError,
     OpenAIAudioLM,
     TransformersAudioLM,
-    _strip_prompt,
     family_for_model_name,
     load_lm,
     parse_lm_spec,
     select_family,
     strip_thinking,
 )
-from model_service.server import create_app
-from model_service.service import Service
-from model_service.taggers import Detection, TaggerInfo
-from tests.model_service.tiny_models import (
-    MIDASHENGLM_CHAT_TEMPLATE,
-    build_tiny_ast,
-    build_tiny_midashenglm,
-    build_tiny_qwen2_audio,
-)
+from model_service.models.lm.in_process import _strip_prompt
+from model_service.models.taggers import Detection, TaggerInfo
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

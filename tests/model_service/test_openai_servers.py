@@ -22,7 +22,7 @@ from aiohttp import web
 import pytest
 
 from model_service.__main__ import run
-from model_service.lm import LMLoadError, OpenAIAudioLM
+from model_service.models.lm import LMLoadError, OpenAIAudioLM
 from tests.model_service.test_lm import noise
 
 MIDASHENGLM_ID = "mispeech/midashenglm-7b-1021-bf16"

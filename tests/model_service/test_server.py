@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_service import synth
+from devtools import synth
+from model_service.api.app import create_app
 from model_service.config import build_config
-from model_service.server import create_app
-from model_service.service import Service
-from model_service.taggers import load_tagger
+from model_service.detection.service import Service
+from model_service.models.taggers import load_tagger
 
 RATE = 16000
 TOKEN = "s3cret-token"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model_service.config import DEFAULT_SCHEMES
-from model_service.sources import (
+from model_service.live.sources import (
     Backoff,
     FfmpegRunner,
     SourceError,

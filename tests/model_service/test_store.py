@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from model_service.store import EventStore, StoredEvent, StoreError, iso_utc
+from model_service.live.store import EventStore, StoredEvent, StoreError, iso_utc
 
 
 async def _open(path: Path, **kwargs) -> EventStore:

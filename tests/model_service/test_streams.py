@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_service import synth
-from model_service.streams import RingBuffer, StreamManager
-from model_service.taggers import Detection, TaggerInfo, Window, load_tagger
+from devtools import synth
+from model_service.live.streams import RingBuffer, StreamManager
+from model_service.models.taggers import Detection, TaggerInfo, Window, load_tagger
 from tests.model_service.live_helpers import RATE, alarm_scene, make_service, pcm16, quiet
 
 

@@ -19,10 +19,11 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
+from devtools.harness import ServiceProcess, free_port
 from model_service import discovery
-from model_service.asr import PocketsphinxRecognizer, load_asr
-from model_service.wyoming_server import WyomingAsrServer
-from tests.model_service.live_helpers import ServiceProcess, free_port
+from model_service.models.asr import PocketsphinxRecognizer, load_asr
+from model_service.wyoming import WyomingAsrServer
+from tests.model_service.live_helpers import ONE_THREAD
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -131,13 +132,15 @@ async def test_service_process_serves_wyoming(tmp_path: Path) -> None:
     """`python -m model_service --wyoming-port` answers Wyoming next to the HTTP API."""
     port = free_port()
     process = ServiceProcess(
-        tmp_path / "data", "--asr", "pocketsphinx", "--wyoming-port", str(port)
+        tmp_path / "data",
+        extra_args=["--asr", "pocketsphinx", "--wyoming-port", str(port)],
+        env=ONE_THREAD,
     )
     try:
         await process.start(timeout=90)
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{process.base}/v1/info") as resp,
+            session.get(f"{process.url}/v1/info") as resp,
         ):
             info = await resp.json()
         assert info["models"]["asr"]["backend"] == "pocketsphinx"
@@ -148,7 +151,7 @@ async def test_service_process_serves_wyoming(tmp_path: Path) -> None:
         assert answer.text == COMMAND
     finally:
         code = await process.stop()
-    assert code == 0, "".join(process.log)
+    assert code == 0, process.log_tail()
 
 
 def test_zeroconf_records() -> None:

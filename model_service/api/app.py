@@ -1,0 +1,189 @@
+"""HTTP API of the service (aiohttp): auth, limits, errors, metrics and the core endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+import hmac
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from model_service import __version__, audio, categories, metrics
+from model_service.api.asr import setup_asr
+from model_service.api.common import SERVICE_KEY, json_error, read_audio_body
+from model_service.api.live import setup_live
+from model_service.api.lm import setup_lm
+from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
+from model_service.detection.service import Service
+from model_service.models.batcher import BatcherClosedError, QueueFullError
+
+_LOGGER = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/v1/health"})
+API_VERSION = 1
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _endpoint(request: web.Request) -> str:
+    # Label metrics by route template, not raw path, so ids don't explode cardinality.
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count requests and time them by endpoint, method and status."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        endpoint = _endpoint(request)
+        metrics.REQUESTS.labels(endpoint=endpoint, method=request.method, status=str(status)).inc()
+        metrics.REQUEST_SECONDS.labels(endpoint=endpoint, method=request.method).observe(
+            time.perf_counter() - started
+        )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON error; nothing a client sends crashes the server."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        # Keep headers such as Allow or Retry-After, but not the body's own.
+        headers = {
+            k: v
+            for k, v in exc.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        return json_error(exc.status, exc.text or exc.reason or "error", headers)
+    except audio.FFmpegNotFoundError as err:
+        # The server's installation is at fault, not the client's audio.
+        _LOGGER.error("%s", err)
+        return json_error(500, str(err))
+    except audio.AudioTooLargeError as err:
+        return json_error(413, str(err))
+    except audio.AudioError as err:
+        return json_error(400, str(err))
+    except QueueFullError as err:
+        return json_error(503, str(err), {"Retry-After": str(int(err.retry_after))})
+    except BatcherClosedError:
+        return json_error(503, "the service is shutting down", {"Retry-After": "5"})
+    except Exception:
+        _LOGGER.exception("Unexpected error handling %s %s", request.method, request.path)
+        return json_error(500, "internal error; see the service log")
+
+
+def auth_middleware(token: str | None) -> Middleware:
+    """Bearer-token check for every endpoint except the health probe."""
+    expected = f"Bearer {token}".encode() if token else b""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path not in PUBLIC_PATHS:
+            given = request.headers.get("Authorization", "").encode()
+            # compare_digest: the time taken must not reveal how much of the token matched.
+            if not hmac.compare_digest(given, expected):
+                return json_error(
+                    401,
+                    "missing or wrong token: send Authorization: Bearer <token>",
+                    {"WWW-Authenticate": 'Bearer realm="midasheng"'},
+                )
+        return await handler(request)
+
+    return check
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness probe (no auth)."""
+    return web.json_response({"status": "ok"})
+
+
+def info_payload(service: Service) -> dict[str, object]:
+    """The `/v1/info` document."""
+    tagger = service.tagger.info
+    lm_info = service.lm.info.as_dict() if service.lm is not None else None
+    asr_info = service.asr.info.as_dict() if service.asr is not None else None
+    return {
+        "id": service.service_id,
+        "name": "MiDasheng Audio",
+        "version": __version__,
+        "api": API_VERSION,
+        "sample_rate": 16000,
+        "categories": categories.describe(tagger.categories),
+        "models": {"tagger": tagger.as_dict(), "lm": lm_info, "asr": asr_info},
+        "capabilities": service.capabilities,
+    }
+
+
+async def info(request: web.Request) -> web.Response:
+    """What the service is, which categories it detects and which models are loaded."""
+    return web.json_response(info_payload(request.app[SERVICE_KEY]))
+
+
+async def classify(request: web.Request) -> web.Response:
+    """Detect sound events in an uploaded clip."""
+    service = request.app[SERVICE_KEY]
+    sensitivity = request.query.get("sensitivity")
+    if sensitivity is not None and sensitivity not in ("low", "medium", "high"):
+        return json_error(400, "sensitivity must be low, medium or high")
+    decoded = await read_audio_body(request, service)
+    events, level = await service.classify(decoded.samples, sensitivity=sensitivity)
+    return web.json_response(
+        {
+            "duration": round(decoded.duration, 3),
+            "level_dbfs": round(level, 1),
+            "events": [e.as_dict() for e in events],
+        }
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 document of this API."""
+    served = {r.canonical for r in request.app.router.resources() if r.canonical in OPENAPI_PATHS}
+    return web.json_response(build_openapi(__version__, served))
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus metrics."""
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def create_app(service: Service) -> web.Application:
+    """Build the aiohttp application around a loaded service."""
+    app = web.Application(
+        middlewares=[metrics_middleware, error_middleware, auth_middleware(service.config.token)],
+        # Audio bodies are read as streams with their own limit; this caps everything else
+        # (JSON, multipart fields) at the same size.
+        client_max_size=service.config.max_upload_bytes,
+    )
+    app[SERVICE_KEY] = service
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/info", info)
+    app.router.add_post("/v1/classify", classify)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics_endpoint)
+
+    async def on_startup(app: web.Application) -> None:
+        await app[SERVICE_KEY].start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[SERVICE_KEY].stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    setup_live(app)
+    setup_lm(app)
+    setup_asr(app)
+    return app

@@ -1,0 +1,33 @@
+"""What every route module shares: the app keys, the error shape and reading audio uploads."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from model_service import audio
+from model_service.detection.service import Service
+from model_service.live.store import EventStore
+from model_service.live.streams import StreamManager
+
+SERVICE_KEY = web.AppKey("service", Service)
+STREAMS_KEY = web.AppKey("streams", StreamManager)
+STORE_KEY = web.AppKey("event_store", EventStore)
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """An error answer in the one shape every endpoint uses."""
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+async def read_audio_body(request: web.Request, service: Service) -> audio.Decoded:
+    """Read an audio upload within the size limit and decode it."""
+    limit = service.config.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refuse before reading: a huge upload must not be pulled into memory.
+        raise audio.AudioTooLargeError(
+            f"upload of {request.content_length} bytes is over the limit of {limit} bytes"
+        )
+    data = await audio.read_limited(request.content, limit)
+    return await audio.decode(
+        data, request.headers.get("Content-Type"), ffmpeg=service.config.ffmpeg
+    )

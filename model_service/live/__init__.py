@@ -1,0 +1,1 @@
+"""Live detection: sources (ffmpeg and pushed audio), their stream runtime and the event store."""

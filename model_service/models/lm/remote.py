@@ -1,0 +1,234 @@
+"""`OpenAIAudioLM`: requests sent to an OpenAI-compatible `/chat/completions` endpoint (vLLM
+serves MiDashengLM natively, with continuous batching)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+import logging
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import numpy as np
+
+from model_service.audio import to_wav_bytes
+from model_service.models.batcher import QueueFullError
+from model_service.models.lm.base import (
+    SAMPLE_RATE,
+    TASK_CAPTION,
+    AudioLMBase,
+    LMError,
+    LMInfo,
+    LMLoadError,
+    LMRequest,
+    LMTimeoutError,
+    strip_thinking,
+)
+from model_service.models.lm.families import (
+    FAMILIES,
+    family_for_model_name,
+    family_for_served_model,
+)
+
+if TYPE_CHECKING:
+    pass
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class OpenAIAudioLM(AudioLMBase):
+    """An audio LM behind an OpenAI-compatible chat-completions endpoint (e.g. vLLM)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        family: str | None = None,
+        api_key: str | None = None,
+        max_new_tokens: int = 128,
+        timeout: float = 120.0,
+        max_concurrency: int = 64,
+        max_queue: int = 1024,
+        generation: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Remember where the server is; `verify` contacts it before the service is ready.
+
+        `generation` settings (`temperature`, `top_p`, ...) go into every request body; the
+        server's defaults (vLLM: the model's generation config) apply otherwise.
+        """
+        self.base_url = base_url.rstrip("/")
+        self.generation = dict(generation or {})
+        self.model = model
+        if family is not None and family not in FAMILIES:
+            raise LMLoadError(f"unknown LM family {family!r}: use one of {', '.join(FAMILIES)}")
+        self._family_override = FAMILIES[family] if family else None
+        self._api_key = api_key
+        self.max_new_tokens = max_new_tokens
+        self.timeout = timeout
+        self.max_queue = max_queue
+        # The server batches (vLLM: continuous batching); here only the number of requests
+        # in flight is bounded, and the wait behind them, like the in-process batcher.
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._waiting = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._model_lock = asyncio.Lock()
+        self.family = self._family_override or family_for_model_name(model)
+        self.info = self._make_info()
+
+    def _make_info(self) -> LMInfo:
+        return LMInfo(
+            name=self.model or self.base_url,
+            backend="openai",
+            family=self.family.name,
+            max_new_tokens=self.max_new_tokens,
+            extra={"url": self.base_url},
+        )
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    async def start(self) -> None:
+        """Open the HTTP session."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _model_name(self, session: aiohttp.ClientSession) -> str:
+        """`--lm-model`, or the first model the server lists (vLLM serves one)."""
+        async with self._model_lock:
+            if self.model is None:
+                await self._read_models(session)
+            assert self.model is not None
+            return self.model
+
+    async def _read_models(self, session: aiohttp.ClientSession) -> None:
+        """Pick the served model and its prompt family from `/models`."""
+        data = await self._request(session, "GET", "/models")
+        cards = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(cards, list) or not cards:
+            raise LMError(f"the LM server at {self.base_url} lists no model; set --lm-model")
+        card = next(
+            (c for c in cards if isinstance(c, dict) and c.get("id") == self.model),
+            cards[0] if self.model is None else None,
+        )
+        if card is None:
+            names = ", ".join(str(c.get("id")) for c in cards if isinstance(c, dict))
+            raise LMError(f"the LM server at {self.base_url} serves {names}, not {self.model}")
+        self.model = str(card["id"])
+        self.family = self._family_override or family_for_served_model(card)
+        self.info = self._make_info()
+
+    async def verify(self) -> None:
+        """Ask the server for one token about half a second of silence, before `Ready`.
+
+        A server that lists a model but cannot take audio (llama.cpp without an audio
+        projector, a text-only model) would otherwise fail every request, first seen at
+        the first question a user asks.
+        """
+        await self.start()
+        assert self._session is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._read_models(self._session)
+                wav = to_wav_bytes(np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE)
+                prompt = self.family.prompt(TASK_CAPTION)
+                body = {
+                    **self.generation,
+                    "model": self.model,
+                    "messages": self.family.openai_messages(
+                        prompt, base64.b64encode(wav).decode("ascii")
+                    ),
+                    "max_tokens": 1,
+                }
+                await self._request(self._session, "POST", "/chat/completions", body)
+        except (LMError, TimeoutError) as err:
+            await self.stop()
+            reason = str(err) or f"no answer within {self.timeout:g} s"
+            raise LMLoadError(
+                f"the LM server at {self.base_url} does not answer audio requests ({reason}); "
+                "it must serve an audio model with its audio encoder (see README: llama.cpp "
+                "cannot serve MiDashengLM's audio encoder)"
+            ) from err
+        _LOGGER.info(
+            "Audio LM %s at %s answers audio (%s prompts)",
+            self.model,
+            self.base_url,
+            self.family.name,
+        )
+
+    async def _request(
+        self, session: aiohttp.ClientSession, method: str, path: str, body: Any = None
+    ) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            async with session.request(method, url, json=body, headers=self._headers()) as resp:
+                if resp.status >= 400:
+                    raise LMError(
+                        f"the LM server answered {resp.status} to {path}: {await _error_text(resp)}"
+                    )
+                try:
+                    return await resp.json(content_type=None)
+                except ValueError as err:
+                    raise LMError(f"the LM server sent a non-JSON answer to {path}") from err
+        except aiohttp.ClientError as err:
+            raise LMError(f"cannot reach the LM server at {self.base_url}: {err}") from err
+
+    async def _generate(self, request: LMRequest) -> str:
+        if self._waiting >= self.max_queue:
+            raise QueueFullError("lm", 1.0)
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.timeout), self._slots:
+                name = await self._model_name(self._session)
+                wav = base64.b64encode(to_wav_bytes(request.audio, SAMPLE_RATE)).decode("ascii")
+                prompt = self.family.prompt(request.task, request.text)
+                body = {
+                    **self.generation,
+                    "model": name,
+                    "messages": self.family.openai_messages(prompt, wav),
+                    "max_tokens": self.max_new_tokens,
+                }
+                data = await self._request(self._session, "POST", "/chat/completions", body)
+        except TimeoutError as err:
+            raise LMTimeoutError(
+                f"the LM server at {self.base_url} did not answer within {self.timeout:g} s"
+            ) from err
+        finally:
+            self._waiting -= 1
+        try:
+            content = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as err:
+            raise LMError("the LM server's answer has no choices[0].message.content") from err
+        return strip_thinking(str(content or ""))
+
+
+async def _error_text(resp: aiohttp.ClientResponse) -> str:
+    """The message of an error answer (OpenAI, vLLM and FastAPI shapes), kept short."""
+    text = await resp.text()
+    try:
+        import json
+
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:300] or resp.reason or "error"
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+        for key in ("message", "detail", "error"):
+            if data.get(key):
+                return str(data[key])[:300]
+    return text.strip()[:300]
