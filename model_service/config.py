@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from model_service.sensitivity import Sensitivity
+
 DEFAULT_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "http", "https")
 
 
@@ -56,7 +58,7 @@ class Config:
     max_queue: int = 4096
     torch_threads: int | None = None
     # Detection
-    sensitivity: str = "medium"
+    sensitivity: Sensitivity = Sensitivity.MEDIUM
     gate_dbfs: float = -70.0
     # Live sources
     sources: list[dict[str, Any]] = field(default_factory=list)
@@ -80,8 +82,10 @@ class Config:
             )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], not {self.device!r}")
-        if self.sensitivity not in ("low", "medium", "high"):
-            raise ConfigError("sensitivity must be low, medium or high")
+        try:
+            self.sensitivity = Sensitivity.parse(self.sensitivity)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
         if not 0 < self.max_upload_mb <= 4096:
             raise ConfigError("--max-upload-mb must be between 0 and 4096")
         if not 0 < self.port < 65536:

@@ -22,6 +22,7 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, Info
 from wyoming.server import AsyncEventHandler
 
 from model_service import __version__
+from model_service.arrays import Array
 from model_service.config import is_loopback
 from model_service.models.asr import SAMPLE_RATE, SpeechRecognizer, UnsupportedLanguageError
 from model_service.models.batcher import BatcherClosedError, QueueFullError
@@ -58,7 +59,7 @@ def build_info(recognizer: SpeechRecognizer) -> Info:
     return Info(asr=[program])
 
 
-def pcm16_mono_to_float(data: bytes) -> np.ndarray:
+def pcm16_mono_to_float(data: bytes) -> Array:
     """Little-endian 16-bit PCM -> float32 in [-1, 1)."""
     usable = len(data) - len(data) % 2
     return np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0

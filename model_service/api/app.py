@@ -18,6 +18,7 @@ from model_service.api.lm import setup_lm
 from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
 from model_service.detection.service import Service
 from model_service.models.batcher import BatcherClosedError, QueueFullError
+from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -135,9 +136,12 @@ async def info(request: web.Request) -> web.Response:
 async def classify(request: web.Request) -> web.Response:
     """Detect sound events in an uploaded clip."""
     service = request.app[SERVICE_KEY]
-    sensitivity = request.query.get("sensitivity")
-    if sensitivity is not None and sensitivity not in ("low", "medium", "high"):
-        return json_error(400, "sensitivity must be low, medium or high")
+    sensitivity: Sensitivity | None = None
+    if "sensitivity" in request.query:
+        try:
+            sensitivity = Sensitivity.parse(request.query["sensitivity"])
+        except ValueError as err:
+            return json_error(400, str(err))
     decoded = await read_audio_body(request, service)
     events, level = await service.classify(decoded.samples, sensitivity=sensitivity)
     return web.json_response(

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from model_service import audio
 from model_service.detection.service import Service
+from model_service.live.manager import StreamManager
 from model_service.live.store import EventStore
-from model_service.live.streams import StreamManager
 
 SERVICE_KEY = web.AppKey("service", Service)
 STREAMS_KEY = web.AppKey("streams", StreamManager)

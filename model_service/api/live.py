@@ -11,9 +11,11 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from model_service.api.common import SERVICE_KEY, STORE_KEY, STREAMS_KEY, json_error
+from model_service.live.hub import Subscriber
+from model_service.live.manager import StreamManager
+from model_service.live.runtime import SourceRuntime
 from model_service.live.sources import SourceError
 from model_service.live.store import StoreError
-from model_service.live.streams import SourceRuntime, StreamManager, Subscriber
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ import json
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-import numpy as np
 
 from model_service import audio
 from model_service.api.common import (
@@ -30,6 +29,7 @@ from model_service.api.common import (
     json_error,
     read_audio_body,
 )
+from model_service.arrays import Array, Samples
 from model_service.detection.service import Service
 from model_service.live.store import StoreError
 from model_service.models.lm import MAX_AUDIO_SECONDS, MAX_QUESTION_CHARS, LMError
@@ -45,13 +45,13 @@ class _InputError(Exception):
         self.status = status
 
 
-async def _clip_to_samples(clip: bytes, service: Service) -> np.ndarray:
+async def _clip_to_samples(clip: bytes, service: Service) -> Array:
     """An event clip (WAV bytes) as float32 16 kHz mono."""
     decoded = await audio.decode(clip, "audio/wav", ffmpeg=service.config.ffmpeg)
     return decoded.samples
 
 
-async def _from_json(request: web.Request, service: Service) -> tuple[np.ndarray, str | None]:
+async def _from_json(request: web.Request, service: Service) -> tuple[Array, str | None]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -110,7 +110,7 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _from_multipart(request: web.Request, service: Service) -> tuple[np.ndarray, str | None]:
+async def _from_multipart(request: web.Request, service: Service) -> tuple[Array, str | None]:
     reader = await request.multipart()
     data: bytes | None = None
     content_type: str | None = None
@@ -132,7 +132,7 @@ async def _from_multipart(request: web.Request, service: Service) -> tuple[np.nd
     return decoded.samples, question
 
 
-async def _read_input(request: web.Request, service: Service) -> tuple[np.ndarray, str | None]:
+async def _read_input(request: web.Request, service: Service) -> tuple[Array, str | None]:
     """The audio (and question, if given) of a describe/ask request, in any accepted form."""
     content_type = request.content_type
     if content_type == "application/json":
@@ -143,7 +143,7 @@ async def _read_input(request: web.Request, service: Service) -> tuple[np.ndarra
     return decoded.samples, request.query.get("question")
 
 
-Runner = Callable[[Any, np.ndarray, str | None], Awaitable[str]]
+Runner = Callable[[Any, Array, str | None], Awaitable[str]]
 
 
 async def _handle(request: web.Request, run: Runner, *, needs_question: bool) -> web.Response:
@@ -168,11 +168,11 @@ async def _handle(request: web.Request, run: Runner, *, needs_question: bool) ->
     return web.json_response({"text": text})
 
 
-async def _describe(lm: Any, samples: np.ndarray, question: str | None) -> str:
+async def _describe(lm: Any, samples: Samples, question: str | None) -> str:
     return str(await lm.describe(samples))
 
 
-async def _ask(lm: Any, samples: np.ndarray, question: str | None) -> str:
+async def _ask(lm: Any, samples: Samples, question: str | None) -> str:
     return str(await lm.ask(samples, question or ""))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from model_service.sensitivity import CHOICES as SENSITIVITY_CHOICES
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -85,7 +87,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 {
                     "name": "sensitivity",
                     "in": "query",
-                    "schema": {"type": "string", "enum": ["low", "medium", "high"]},
+                    "schema": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
                 }
             ],
             "requestBody": _AUDIO_BODY,
@@ -195,7 +197,7 @@ PATHS: dict[str, dict[str, Any]] = {
                             "properties": {
                                 "sensitivity": {
                                     "type": "string",
-                                    "enum": ["low", "medium", "high"],
+                                    "enum": list(SENSITIVITY_CHOICES),
                                 },
                                 "name": {"type": "string"},
                             },
@@ -338,7 +340,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "url": {"type": "string"},
             "kind": {"type": "string", "enum": ["ffmpeg", "push"]},
-            "sensitivity": {"type": "string", "enum": ["low", "medium", "high"]},
+            "sensitivity": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
         },
     },
     "Source": {

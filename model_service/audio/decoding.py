@@ -18,6 +18,8 @@ import numpy as np
 from scipy.signal import resample_poly
 import soundfile as sf
 
+from model_service.arrays import Array, Samples
+
 SAMPLE_RATE = 16000
 """The rate every decoded clip has; the taggers and the event logic assume it."""
 
@@ -76,7 +78,7 @@ class Decoded:
     upload was recognised as ("wav", "flac", "ogg", "l16", "s16le", "mp3", "mp4", ...).
     """
 
-    samples: np.ndarray
+    samples: Samples
     source_rate: int
     source_channels: int
     duration: float
@@ -149,7 +151,7 @@ def _int_param(value: str, name: str) -> int:
         raise AudioError(f"the {name} parameter must be a whole number, not {value!r}") from None
 
 
-def pcm16_to_float(data: bytes, *, big_endian: bool = False) -> np.ndarray:
+def pcm16_to_float(data: bytes, *, big_endian: bool = False) -> Array:
     """Convert signed 16-bit PCM bytes into float32 samples in [-1, 1).
 
     Interleaved channels stay interleaved. Raises AudioError for an odd byte count.
@@ -163,7 +165,7 @@ def pcm16_to_float(data: bytes, *, big_endian: bool = False) -> np.ndarray:
     return pcm.astype(np.float32) / np.float32(32768.0)
 
 
-def to_wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+def to_wav_bytes(samples: Samples, rate: int = SAMPLE_RATE) -> bytes:
     """Encode samples (mono, or frames x channels) as a 16-bit PCM WAV file.
 
     Float values beyond [-1, 1] are clipped rather than wrapped, NaN becomes silence; int16
@@ -171,7 +173,7 @@ def to_wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
     """
     if rate <= 0:
         raise ValueError(f"sample rate must be positive, not {rate}")
-    audio: np.ndarray = np.asarray(samples)
+    audio: Samples = np.asarray(samples)
     is_pcm = audio.dtype == np.int16
     if not is_pcm:
         audio = audio.astype(np.float32, copy=False)
@@ -327,7 +329,7 @@ def _decode_l16(
 
 def _decode_soundfile(data: bytes, kind: str, max_seconds: float) -> Decoded:
     """Decode a file libsndfile understands (runs in a worker thread)."""
-    parts: list[np.ndarray] = []
+    parts: list[Array] = []
     bad = total = 0
     try:
         with sf.SoundFile(io.BytesIO(data)) as audio_file:
@@ -372,7 +374,7 @@ def _check_length(frames: int, rate: int, max_seconds: float) -> None:
         raise AudioTooLargeError(f"audio is longer than the limit of {max_seconds:g} s")
 
 
-def _downmix(frames: np.ndarray) -> tuple[np.ndarray, int]:
+def _downmix(frames: Array) -> tuple[Array, int]:
     """Average frames x channels into mono; returns it and how many values were not finite.
 
     Non-finite values become 0 first: left in, one NaN would spread through the mean and
@@ -391,7 +393,7 @@ def _downmix(frames: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _finish(
-    mono: np.ndarray,
+    mono: Samples,
     rate: int,
     kind: str,
     max_seconds: float,
@@ -423,7 +425,7 @@ def _finish(
     )
 
 
-def resample(mono: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+def resample(mono: Samples, rate: int, target: int = SAMPLE_RATE) -> Array:
     """Resample mono audio from `rate` to `target` with an anti-aliased polyphase filter.
 
     Naive decimation would fold everything above the new Nyquist frequency back into the
@@ -529,7 +531,7 @@ async def _decode_ffmpeg(
     return await asyncio.to_thread(_finish_ffmpeg, mono, kind, max_seconds)
 
 
-def _finish_ffmpeg(output: np.ndarray, kind: str, max_seconds: float) -> Decoded:
+def _finish_ffmpeg(output: Samples, kind: str, max_seconds: float) -> Decoded:
     """Validate ffmpeg's 16 kHz mono output (runs in a worker thread)."""
     mono, bad = _downmix(output[:, np.newaxis])
     decoded = _finish(mono, SAMPLE_RATE, kind, max_seconds, channels=1, bad=bad, total=output.size)

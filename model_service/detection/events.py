@@ -13,7 +13,9 @@ from typing import Literal
 
 import numpy as np
 
+from model_service.arrays import Samples
 from model_service.models.taggers import Detection
+from model_service.sensitivity import THRESHOLD_SHIFT, Sensitivity
 
 SILENCE_DBFS = -120.0
 
@@ -51,19 +53,15 @@ DEFAULT_PARAMS: Mapping[str, CategoryParams] = {
     "loud_noise": CategoryParams(on=0.5, off=0.4, hold=0.5),
 }
 
-# Sensitivity shifts every threshold by the same amount (a user-facing knob; "medium" is
-# the calibrated default).
-SENSITIVITY_SHIFT: Mapping[str, float] = {"low": 0.15, "medium": 0.0, "high": -0.15}
-
 
 def params_for(
     category: str,
-    sensitivity: str = "medium",
+    sensitivity: Sensitivity = Sensitivity.MEDIUM,
     overrides: Mapping[str, CategoryParams] | None = None,
 ) -> CategoryParams:
     """Parameters for a category at a sensitivity, with optional per-category overrides."""
     base = (overrides or {}).get(category) or DEFAULT_PARAMS.get(category) or CategoryParams()
-    shift = SENSITIVITY_SHIFT.get(sensitivity, 0.0)
+    shift = THRESHOLD_SHIFT[Sensitivity(sensitivity)]
     if not shift:
         return base
     on = min(0.95, max(0.05, base.on + shift))
@@ -71,7 +69,7 @@ def params_for(
     return replace(base, on=on, off=off)
 
 
-def dbfs(samples: np.ndarray) -> float:
+def dbfs(samples: Samples) -> float:
     """RMS level in dBFS (a full-scale square wave is 0 dBFS; digital silence is -120)."""
     if samples.size == 0:
         return SILENCE_DBFS
@@ -127,7 +125,7 @@ class EventTracker:
     """Turns a time-ordered sequence of frames into event starts and ends for one stream."""
 
     categories: Iterable[str]
-    sensitivity: str = "medium"
+    sensitivity: Sensitivity = Sensitivity.MEDIUM
     gate_dbfs: float = -70.0
     overrides: Mapping[str, CategoryParams] | None = None
     _params: dict[str, CategoryParams] = field(init=False)
@@ -137,7 +135,7 @@ class EventTracker:
     def __post_init__(self) -> None:
         self._params = {c: params_for(c, self.sensitivity, self.overrides) for c in self.categories}
 
-    def set_sensitivity(self, sensitivity: str) -> None:
+    def set_sensitivity(self, sensitivity: Sensitivity) -> None:
         """Change thresholds from the next frame on; ongoing events continue."""
         self.sensitivity = sensitivity
         self._params = {c: params_for(c, sensitivity, self.overrides) for c in self._params}
@@ -228,7 +226,7 @@ def events_from_frames(
     categories: Iterable[str],
     *,
     duration: float,
-    sensitivity: str = "medium",
+    sensitivity: Sensitivity = Sensitivity.MEDIUM,
     gate_dbfs: float = -70.0,
 ) -> list[SoundEvent]:
     """Run a whole clip's frames (time, hop, level, detections) and return finished events."""

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 import uuid
 
-import numpy as np
-
+from model_service.arrays import Samples
 from model_service.config import Config
 from model_service.detection.events import SoundEvent, dbfs, events_from_frames
 from model_service.detection.windows import iter_windows, to_frames
 from model_service.models.batcher import DynamicBatcher
 from model_service.models.taggers import SAMPLE_RATE, Detection, Tagger, Window
+from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Service:
         await asyncio.to_thread(self.tagger.close)
 
     async def classify(
-        self, samples: np.ndarray, *, sensitivity: str | None = None, stream: str | None = None
+        self, samples: Samples, *, sensitivity: Sensitivity | None = None, stream: str | None = None
     ) -> tuple[list[SoundEvent], float]:
         """Run a whole clip through the tagger and the event logic; return (events, level)."""
         info = self.tagger.info

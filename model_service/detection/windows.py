@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
-import numpy as np
-
+from model_service.arrays import Samples
 from model_service.detection.events import dbfs
 from model_service.models.taggers import SAMPLE_RATE, Detection, Window
 
@@ -19,7 +18,7 @@ Frame = tuple[float, float, float, Mapping[str, Detection]]
 
 
 def iter_windows(
-    audio: np.ndarray,
+    audio: Samples,
     window_seconds: float,
     hop_seconds: float,
     stream: str | None,

@@ -19,13 +19,13 @@ import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
 from model_service import metrics
+from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
 
 Kind = Literal["ffmpeg", "push", "device"]
 State = Literal["connecting", "streaming", "retrying", "stopped", "idle"]
 KINDS: tuple[str, ...] = ("ffmpeg", "push", "device")
-SENSITIVITIES: tuple[str, ...] = ("low", "medium", "high")
 DEVICE_FORMATS: tuple[str, ...] = ("alsa", "pulse")
 MAX_NAME = 100
 MAX_URL = 2048
@@ -52,7 +52,7 @@ class SourceSpec:
     url: str | None = None
     device: str | None = None
     device_format: str | None = None
-    sensitivity: str | None = None
+    sensitivity: Sensitivity | None = None
     origin: Literal["api", "config"] = "api"
 
     @property
@@ -118,7 +118,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def check_url(url: Any, allowed_schemes: list[str] | tuple[str, ...]) -> str:
+def check_url(url: object, allowed_schemes: list[str] | tuple[str, ...]) -> str:
     """Validate a source URL or plain path; return it (paths made absolute)."""
     if not isinstance(url, str) or not url.strip():
         raise SourceError("url must be a non-empty string")
@@ -145,7 +145,7 @@ def check_url(url: Any, allowed_schemes: list[str] | tuple[str, ...]) -> str:
     return url
 
 
-def _check_name(name: Any) -> str:
+def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise SourceError("name must be a non-empty string")
     name = name.strip()
@@ -154,13 +154,14 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def check_sensitivity(value: Any) -> str | None:
-    """Validate an optional sensitivity."""
+def check_sensitivity(value: object) -> Sensitivity | None:
+    """Validate an optional sensitivity (None: the service's default applies)."""
     if value is None:
         return None
-    if value not in SENSITIVITIES:
-        raise SourceError("sensitivity must be low, medium or high")
-    return str(value)
+    try:
+        return Sensitivity.parse(value)
+    except ValueError as err:
+        raise SourceError(str(err)) from err
 
 
 def spec_from_request(

@@ -6,7 +6,11 @@ The decisions take plain arguments so they are testable without torch or a GPU; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import logging
 from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class DeviceError(ValueError):
@@ -62,3 +66,34 @@ def torch_dtype(device: str) -> Any:
 
     bf16 = device.startswith("cuda") and bool(torch.cuda.is_bf16_supported())
     return getattr(torch, pick_dtype_name(device, bf16_supported=bf16))
+
+
+def check_runs_or_float32(
+    name: str,
+    dtype: Any,
+    probe: Callable[[], object],
+    to_float32: Callable[[], None],
+    error: Callable[[str], Exception],
+) -> Any:
+    """Prove a freshly loaded model runs; in half precision, fall back to float32 once.
+
+    `probe` runs the model on something harmless and raises when it cannot (an op without a
+    half-precision kernel, non-finite output); `to_float32` converts the model. Returns the
+    dtype the model now runs in; raises `error(message)` when it runs in neither. The one
+    loader rule for every torch backend, so taggers and audio LMs degrade the same way.
+    """
+    import torch
+
+    try:
+        probe()
+        return dtype
+    except Exception as err:
+        if dtype == torch.float32:
+            raise error(f"{name} does not run: {err}") from err
+        _LOGGER.warning("%s does not run in %s (%s); using float32", name, dtype, err)
+    to_float32()
+    try:
+        probe()
+    except Exception as err:
+        raise error(f"{name} does not run: {err}") from err
+    return torch.float32

@@ -143,3 +143,19 @@ def test_set_sensitivity_applies_to_next_frames() -> None:
     tracker.set_sensitivity("high")
     assert [u.kind for u in tracker.update(1.0, HOP, -20, det)] == ["start"]
     assert len(tracker.ongoing) == 1
+
+
+def test_sensitivity_is_one_enum_everywhere() -> None:
+    """Config, sources, /v1/classify and the tracker take the one Sensitivity; strings parse."""
+    from model_service.sensitivity import CHOICES, THRESHOLD_SHIFT, Sensitivity
+
+    assert CHOICES == ("low", "medium", "high")
+    assert set(THRESHOLD_SHIFT) == set(Sensitivity)
+    assert Sensitivity.parse("high") is Sensitivity.HIGH
+    assert Sensitivity.HIGH == "high"  # a str on the wire and in saved state
+    for bad in ("loud", "", None, 3, "HIGH"):
+        with pytest.raises(ValueError, match="sensitivity must be low, medium or high"):
+            Sensitivity.parse(bad)
+    high = params_for("smoke_alarm", Sensitivity.HIGH)
+    low = params_for("smoke_alarm", Sensitivity.LOW)
+    assert high.on < params_for("smoke_alarm").on < low.on

@@ -20,7 +20,12 @@ from model_service.__main__ import run
 from model_service.api.app import create_app
 from model_service.config import build_config
 from model_service.detection.service import Service
-from model_service.models.devices import DeviceError, pick_dtype_name, resolve_device
+from model_service.models.devices import (
+    DeviceError,
+    check_runs_or_float32,
+    pick_dtype_name,
+    resolve_device,
+)
 from model_service.models.taggers import Detection, TaggerLoadError, Window, load_tagger
 from model_service.models.taggers.hf import (
     TransformersTagger,
@@ -170,6 +175,43 @@ def test_plain_argument_helpers() -> None:
     assert pick_dtype_name("cuda", bf16_supported=True) == "bfloat16"
     assert pick_dtype_name("cuda:0", bf16_supported=False) == "float16"
     assert pick_dtype_name("cpu", bf16_supported=True) == "float32"
+
+
+def test_half_precision_trouble_falls_back_to_float32_once() -> None:
+    """Every torch backend loads through one rule: probe, convert to float32 once, re-probe."""
+    import torch
+
+    class NoHalf(RuntimeError):
+        pass
+
+    model = torch.nn.Linear(4, 2).to(torch.bfloat16)
+
+    def probe() -> None:
+        if model.weight.dtype != torch.float32:
+            raise NoHalf("no bfloat16 kernel for this op")
+        model(torch.zeros(1, 4))
+
+    def to_float32() -> None:
+        nonlocal model
+        model = model.float()
+
+    assert check_runs_or_float32("m", torch.bfloat16, probe, to_float32, DeviceError) == (
+        torch.float32
+    )
+    assert model.weight.dtype == torch.float32
+    # Already float32 and still failing: the loader's error, nothing converted.
+    converted = []
+
+    def broken() -> None:
+        raise FloatingPointError("non-finite scores")
+
+    with pytest.raises(DeviceError, match="m does not run: non-finite scores"):
+        check_runs_or_float32("m", torch.float32, broken, lambda: converted.append(1), DeviceError)
+    assert converted == []
+    # Failing in both precisions: converted once, then the loader's error.
+    with pytest.raises(DeviceError, match="does not run"):
+        check_runs_or_float32("m", torch.float16, broken, lambda: converted.append(1), DeviceError)
+    assert converted == [1]
 
 
 def _write_config(folder: Path, config: dict) -> Path:

@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from devtools import synth
-from model_service.live.streams import RingBuffer, StreamManager
+from model_service.live.hub import RingBuffer
+from model_service.live.manager import StreamManager
 from model_service.models.taggers import Detection, TaggerInfo, Window, load_tagger
 from tests.model_service.live_helpers import RATE, alarm_scene, make_service, pcm16, quiet
 

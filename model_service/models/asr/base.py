@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import logging
 from typing import Any, Protocol
 
-import numpy as np
+from model_service.arrays import Samples
 
 _LOGGER = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
@@ -79,7 +79,7 @@ class SpeechRecognizer(Protocol):
 
     async def transcribe(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         *,
         language: str | None = None,
         phrases: Sequence[str] | None = None,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 import logging
 
-import numpy as np
-
+from model_service.arrays import Samples
 from model_service.models.asr.base import (
     DEFAULT_LM_LANGUAGES,
     AsrInfo,
@@ -39,7 +38,7 @@ class LMRecognizer:
 
     async def transcribe(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         *,
         language: str | None = None,
         phrases: Sequence[str] | None = None,

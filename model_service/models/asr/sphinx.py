@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from model_service.arrays import Samples
 from model_service.models.asr.base import (
     MAX_PHRASES,
     AsrInfo,
@@ -34,7 +35,7 @@ from model_service.models.batcher import BatcherClosedError, QueueFullError
 _LOGGER = logging.getLogger(__name__)
 
 
-def prepare_pcm(samples: np.ndarray) -> bytes:
+def prepare_pcm(samples: Samples) -> bytes:
     """float32 samples -> 16-bit PCM as pocketsphinx wants it, with a faint noise floor.
 
     Exact digital silence (synthetic speech, VAD-trimmed or gated audio) gives frames of
@@ -188,7 +189,7 @@ class PocketsphinxRecognizer:
                 decoder.remove_search(old)
         decoder.activate_search(name)
 
-    def recognize(self, samples: np.ndarray, phrases: Sequence[str] | None = None) -> str:
+    def recognize(self, samples: Samples, phrases: Sequence[str] | None = None) -> str:
         """Decode one utterance (blocking; runs in a worker thread)."""
         grammar = self.grammar(phrases) if phrases else None
         pcm = prepare_pcm(samples)
@@ -207,7 +208,7 @@ class PocketsphinxRecognizer:
 
     async def transcribe(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         *,
         language: str | None = None,
         phrases: Sequence[str] | None = None,

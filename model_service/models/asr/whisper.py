@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from model_service.arrays import Samples
 from model_service.models.asr.base import (
     SAMPLE_RATE,
     AsrInfo,
@@ -27,7 +28,7 @@ WHISPER_MAX_BATCH = 16
 
 @dataclass(frozen=True, slots=True)
 class _WhisperItem:
-    samples: np.ndarray
+    samples: Samples
     language: str | None
 
 
@@ -116,7 +117,7 @@ class WhisperRecognizer:
 
     async def transcribe(
         self,
-        samples: np.ndarray,
+        samples: Samples,
         *,
         language: str | None = None,
         phrases: Sequence[str] | None = None,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from model_service.arrays import Array, Samples
 from model_service.audio import AudioError
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class LMLoadError(RuntimeError):
 class LMRequest:
     """One request: 16 kHz mono samples, the task and its text (question or language)."""
 
-    audio: np.ndarray
+    audio: Samples
     task: str
     text: str | None = None
 
@@ -81,7 +82,7 @@ def strip_thinking(text: str) -> str:
     return text.strip()
 
 
-def check_audio(samples: np.ndarray) -> np.ndarray:
+def check_audio(samples: Samples) -> Array:
     """Validate a clip for an audio LM: non-empty, at most `MAX_AUDIO_SECONDS`, finite."""
     audio = np.asarray(samples, dtype=np.float32).reshape(-1)
     if audio.size == 0:
@@ -131,15 +132,15 @@ class AudioLM(Protocol):
     async def verify(self) -> None:
         """Prove before `Ready` that the model answers audio; raise LMLoadError if not."""
 
-    async def describe(self, samples: np.ndarray) -> str:
+    async def describe(self, samples: Samples) -> str:
         """A caption of the clip."""
         ...
 
-    async def ask(self, samples: np.ndarray, question: str) -> str:
+    async def ask(self, samples: Samples, question: str) -> str:
         """An answer to a question about the clip."""
         ...
 
-    async def transcribe(self, samples: np.ndarray, language: str | None = None) -> str:
+    async def transcribe(self, samples: Samples, language: str | None = None) -> str:
         """The speech in the clip as text, with the model's ASR prompt."""
         ...
 
@@ -156,11 +157,11 @@ class AudioLMBase:
     async def verify(self) -> None:
         """Nothing to prove beyond loading (an in-process model ran a probe at load)."""
 
-    async def describe(self, samples: np.ndarray) -> str:
+    async def describe(self, samples: Samples) -> str:
         """A caption of the clip."""
         return await self._generate(LMRequest(check_audio(samples), TASK_CAPTION))
 
-    async def ask(self, samples: np.ndarray, question: str) -> str:
+    async def ask(self, samples: Samples, question: str) -> str:
         """An answer to a question about the clip."""
         question = question.strip()
         if not question:
@@ -169,7 +170,7 @@ class AudioLMBase:
             raise ValueError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
         return await self._generate(LMRequest(check_audio(samples), TASK_ASK, question))
 
-    async def transcribe(self, samples: np.ndarray, language: str | None = None) -> str:
+    async def transcribe(self, samples: Samples, language: str | None = None) -> str:
         """The speech in the clip as text, with the model's ASR prompt.
 
         `language` is an ISO 639-1 code or a BCP 47 tag ("en", "en-US"); None lets the

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model_service.models.batcher import DynamicBatcher
-from model_service.models.devices import DeviceError, torch_device, torch_dtype
+from model_service.models.devices import (
+    DeviceError,
+    check_runs_or_float32,
+    torch_device,
+    torch_dtype,
+)
 from model_service.models.lm.base import (
     SAMPLE_RATE,
     TASK_CAPTION,
@@ -151,7 +156,9 @@ class TransformersAudioLM(AudioLMBase):
         from transformers import AutoProcessor, AutoTokenizer
 
         try:
-            processor = AutoProcessor.from_pretrained(spec, trust_remote_code=trust_remote_code)
+            processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+                spec, trust_remote_code=trust_remote_code
+            )
         except Exception as err:
             raise LMLoadError(f"cannot load the processor of {spec}: {err}") from err
         if getattr(processor, "feature_extractor", None) is None:
@@ -163,7 +170,9 @@ class TransformersAudioLM(AudioLMBase):
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is None:
             try:
-                tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code)
+                tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
+                    spec, trust_remote_code=trust_remote_code
+                )
             except Exception as err:
                 raise LMLoadError(f"cannot load the tokenizer of {spec}: {err}") from err
         if not (
@@ -204,18 +213,18 @@ class TransformersAudioLM(AudioLMBase):
     def _check_runs(self) -> None:
         """Generate one token for one silent second; on half-precision trouble use fp32."""
         probe = [LMRequest(np.zeros(SAMPLE_RATE, dtype=np.float32), TASK_CAPTION)]
-        try:
-            self._generate_now(probe, max_new_tokens=1)
-        except Exception as err:
-            if self.dtype == self._torch.float32:
-                raise LMLoadError(f"{self.spec} does not run: {err}") from err
-            _LOGGER.warning("%s does not run in %s (%s); using float32", self.spec, self.dtype, err)
+
+        def to_float32() -> None:
             self.dtype = self._torch.float32
             self.model = self.model.float()
-            try:
-                self._generate_now(probe, max_new_tokens=1)
-            except Exception as err2:
-                raise LMLoadError(f"{self.spec} does not run: {err2}") from err2
+
+        self.dtype = check_runs_or_float32(
+            self.spec,
+            self.dtype,
+            lambda: self._generate_now(probe, max_new_tokens=1),
+            to_float32,
+            LMLoadError,
+        )
 
     def prepare(self, requests: Sequence[LMRequest]) -> dict[str, Any]:
         """Model inputs for a batch: chat template, processor (audio + left-padded text)."""

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from model_service.arrays import Samples
+
 SAMPLE_RATE = 16000
 
 
@@ -23,7 +25,7 @@ class Window:
     `window_seconds`.
     """
 
-    audio: np.ndarray
+    audio: Samples
     stream: str | None = None
     end: int = 0
 

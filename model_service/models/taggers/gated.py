@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 
+from model_service.arrays import Array, Samples
 from model_service.models.taggers.base import SAMPLE_RATE, Detection, Tagger, TaggerInfo, Window
 
 FRAME = 512  # 32 ms frames, as the embedded detectors use
@@ -31,7 +32,7 @@ _HANN = np.hanning(FRAME).astype(np.float32)
 _FLOOR = 1e-10
 
 
-def hop_features(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hop_features(audio: Samples) -> tuple[Array, Array]:
     """Per band: the mean level over the hop and the loudest frame's level, in dB."""
     usable = (audio.size // FRAME) * FRAME
     if usable == 0:
@@ -54,13 +55,13 @@ class _Seen:
     and its next hop must reach the model.
     """
 
-    mean_db: np.ndarray
-    peak_db: np.ndarray
+    mean_db: Array
+    peak_db: Array
     end: int
     result: dict[str, Detection]
     steady: bool
-    last_mean: np.ndarray
-    last_peak: np.ndarray
+    last_mean: Array
+    last_peak: Array
 
 
 class GatedTagger:
@@ -96,17 +97,13 @@ class GatedTagger:
             extra={**base.extra, "activity_gate": True},
         )
 
-    def _differs(
-        self, mean: np.ndarray, peak: np.ndarray, ref_mean: np.ndarray, ref_peak: np.ndarray
-    ) -> bool:
+    def _differs(self, mean: Array, peak: Array, ref_mean: Array, ref_peak: Array) -> bool:
         return bool(
             np.abs(mean - ref_mean).max() > self.change_db
             or (peak - ref_peak).max() > self.onset_db
         )
 
-    def _is_new(
-        self, seen: _Seen | None, window: Window, mean: np.ndarray, peak: np.ndarray
-    ) -> bool:
+    def _is_new(self, seen: _Seen | None, window: Window, mean: Array, peak: Array) -> bool:
         if seen is None or not seen.steady:
             return True
         if window.end - seen.end >= self.refresh or window.end < seen.end:
@@ -118,7 +115,7 @@ class GatedTagger:
     def predict(self, windows: Sequence[Window]) -> list[dict[str, Detection]]:
         """The model's answers for new windows, its last answers for unchanged ones."""
         results: list[dict[str, Detection] | None] = [None] * len(windows)
-        features: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(windows)
+        features: list[tuple[Array, Array] | None] = [None] * len(windows)
         to_run: list[int] = []
         with self._lock:
             for i, window in enumerate(windows):

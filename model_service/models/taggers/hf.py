@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model_service import categories
-from model_service.models.devices import DeviceError, torch_device, torch_dtype
+from model_service.arrays import Array, Samples
+from model_service.models.devices import (
+    DeviceError,
+    check_runs_or_float32,
+    torch_device,
+    torch_dtype,
+)
 from model_service.models.taggers.base import (
     SAMPLE_RATE,
     Detection,
@@ -106,7 +112,7 @@ def config_says_probabilities(config: Any) -> bool | None:
     return None
 
 
-def looks_like_probabilities(outputs: np.ndarray) -> bool:
+def looks_like_probabilities(outputs: Array) -> bool:
     """True when every output lies in [0, 1]: a trained multi-label head's logits do not.
 
     AudioSet logit heads put most of their 527 outputs far below zero on any input (rare
@@ -239,7 +245,7 @@ class _AstFilterbank:
         self.std = float(extractor.std)
 
     @classmethod
-    def _filters(cls, extractor: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _filters(cls, extractor: Any) -> tuple[Array, Array]:
         """The extractor's mel filters and window; made as it makes them where it has none.
 
         With torchaudio installed the extractor computes Kaldi's fbank one waveform at a time
@@ -380,7 +386,7 @@ class TransformersTagger:
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
         try:
-            self.extractor = AutoFeatureExtractor.from_pretrained(
+            self.extractor = AutoFeatureExtractor.from_pretrained(  # type: ignore[no-untyped-call]
                 spec, trust_remote_code=trust_remote_code
             )
         except Exception as err:
@@ -491,22 +497,20 @@ class TransformersTagger:
         """Run one silent window; on half-precision trouble fall back to fp32."""
         torch = self._torch
         silent = np.zeros((1, self.window_samples), dtype=np.float32)
-        try:
-            logits = self._logits(silent)
-            if not bool(torch.isfinite(logits).all()):
+
+        def probe() -> None:
+            if not bool(torch.isfinite(self._logits(silent)).all()):
                 raise FloatingPointError("non-finite scores")
-        except Exception as err:
-            if self.dtype == torch.float32:
-                raise TaggerLoadError(f"{self.spec} does not run: {err}") from err
-            _LOGGER.warning("%s does not run in %s (%s); using float32", self.spec, self.dtype, err)
+
+        def to_float32() -> None:
             self.dtype = torch.float32
             self.model = self.model.float()
-            try:
-                self._logits(silent)
-            except Exception as err2:
-                raise TaggerLoadError(f"{self.spec} does not run: {err2}") from err2
 
-    def _probe_audio(self) -> np.ndarray:
+        self.dtype = check_runs_or_float32(
+            self.spec, self.dtype, probe, to_float32, TaggerLoadError
+        )
+
+    def _probe_audio(self) -> Array:
         """Silence, quiet noise and a loud 3 kHz tone: inputs any extractor must keep apart."""
         t = np.arange(self.window_samples, dtype=np.float32) / SAMPLE_RATE
         noise = np.random.default_rng(0).standard_normal(self.window_samples).astype(np.float32)
@@ -541,10 +545,10 @@ class TransformersTagger:
             return "batched, normalised per window"
         return "one window per call" if self._per_window else "batched"
 
-    def _probe_outputs(self) -> np.ndarray:
+    def _probe_outputs(self) -> Array:
         return self._logits(self._probe_audio()).cpu().numpy()
 
-    def _batch_audio(self, windows: Sequence[Window]) -> np.ndarray:
+    def _batch_audio(self, windows: Sequence[Window]) -> Array:
         """Stack windows to one length: the newest `window_samples`, silence before a start."""
         batch = np.zeros((len(windows), self.window_samples), dtype=np.float32)
         for row, window in enumerate(windows):
@@ -554,7 +558,7 @@ class TransformersTagger:
         # Float uploads may carry NaN/inf; the model must never see them.
         return np.nan_to_num(batch, nan=0.0, posinf=1.0, neginf=-1.0)
 
-    def _features(self, audio: np.ndarray) -> dict[str, torch.Tensor]:
+    def _features(self, audio: Samples) -> dict[str, torch.Tensor]:
         torch = self._torch
         if self._fbank is not None:
             return self._fbank(torch.from_numpy(audio).to(self.device))
@@ -564,24 +568,26 @@ class TransformersTagger:
         features = self.extractor(list(audio), sampling_rate=SAMPLE_RATE, return_tensors="pt")
         return {key: value.to(self.device) for key, value in features.items()}
 
-    def _logits(self, audio: np.ndarray) -> torch.Tensor:
-        torch = self._torch
-        with torch.inference_mode():
+    def _logits(self, audio: Samples) -> torch.Tensor:
+        with self._torch.inference_mode():
             inputs = {
                 key: value.to(self.dtype) if value.is_floating_point() else value
                 for key, value in self._features(audio).items()
             }
-            return self.model(**inputs).logits.float()
+            logits: torch.Tensor = self.model(**inputs).logits.float()
+            return logits
 
-    def scores(self, windows: Sequence[Window]) -> np.ndarray:
+    def scores(self, windows: Sequence[Window]) -> Array:
         """Per-label scores (0..1) for each window, as (windows, labels)."""
         torch = self._torch
         outputs = self._logits(self._batch_audio(windows))
         if self._probabilities:
             # Never squash twice: the head already applied its sigmoid.
-            return outputs.clamp(0.0, 1.0).cpu().numpy()
+            clamped: Array = outputs.clamp(0.0, 1.0).cpu().numpy()
+            return clamped
         probs = torch.sigmoid(outputs) if self._sigmoid else torch.softmax(outputs, dim=-1)
-        return probs.cpu().numpy()
+        result: Array = probs.cpu().numpy()
+        return result
 
     def predict(self, windows: Sequence[Window]) -> list[dict[str, Detection]]:
         """Score each window; one dict (category id -> Detection) per window, same order."""

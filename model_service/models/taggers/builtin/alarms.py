@@ -3,11 +3,13 @@ frequency become pulses, and pulse timing is matched against the alarm patterns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 import math
 
 import numpy as np
 
+from model_service.arrays import Array
 from model_service.models.taggers.builtin.features import (
     BP_DB,
     BP_F,
@@ -59,15 +61,15 @@ from model_service.models.taggers.builtin.patterns import (
 class _Runs:
     """Runs of tonal frames across a batch: window index, first and last frame, statistics."""
 
-    b: np.ndarray
-    start: np.ndarray
-    stop: np.ndarray
-    mean: dict[int, np.ndarray]
+    b: Array
+    start: Array
+    stop: Array
+    mean: Mapping[int, Array]
     # Steadiness, for beeps only: frequency range and glide (Hz), level spread (dB).
-    f_min: np.ndarray | None = None
-    f_max: np.ndarray | None = None
-    level_std: np.ndarray | None = None
-    glide: np.ndarray | None = None
+    f_min: Array | None = None
+    f_max: Array | None = None
+    level_std: Array | None = None
+    glide: Array | None = None
 
 
 def find_runs(
@@ -78,7 +80,7 @@ def find_runs(
     *,
     dip: bool,
     bridge: int,
-    extra: np.ndarray | None = None,
+    extra: Array | None = None,
     means: tuple[int, ...] = (),
     steadiness: bool = False,
     min_frames: int = 1,
@@ -229,7 +231,7 @@ def find_pulses(
 
 def alarms_and_beeps(
     batch: FrameBatch,
-    scores: dict[str, np.ndarray],
+    scores: dict[str, Array],
     onsets: dict[str, list[float | None]],
 ) -> None:
     """Smoke alarm (T3), CO alarm (T4) and appliance beeps.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model_service.arrays import Array
 from model_service.models.taggers.builtin.features import (
     FRAME_HOP,
     HF_DB,
@@ -23,7 +24,7 @@ LOUD_HF_DB = -30.0
 
 def bangs(
     batch: FrameBatch,
-    scores: dict[str, np.ndarray],
+    scores: dict[str, Array],
     onsets: dict[str, list[float | None]],
     *,
     hop_samples: int,

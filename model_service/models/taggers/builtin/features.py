@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from model_service.arrays import Array, Samples
 from model_service.models.taggers.base import SAMPLE_RATE
 
 # One whole T3 burst with the quiet either side (0.8 + 2.5 + 0.8 s) fits, and so does a T4
@@ -66,13 +67,13 @@ _SPEECH_BAND = (_bin(250), _bin(4000) + 1)
 _HF_BAND = (_bin(1000), N_FFT // 2 + 1)
 
 
-def _median_rows(a: np.ndarray) -> np.ndarray:
+def _median_rows(a: Array) -> Array:
     """Per-row median (the upper one of an even count): one partition, no averaging."""
     k = a.shape[1] // 2
     return np.partition(a, k, axis=1)[:, k]
 
 
-def frame_features(frames: np.ndarray) -> np.ndarray:
+def frame_features(frames: Array) -> Array:
     """Reduce (M, 512) float32 frames to (M, N_FEATURES) float32 features (see the columns)."""
     m = frames.shape[0]
     out = np.empty((m, N_FEATURES), np.float32)
@@ -89,7 +90,7 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
 
     def peak(
         band: tuple[int, int], floor: tuple[int, int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[Array, Array, Array]:
         lo, hi = band  # no band comes within 3 bins of either end of the spectrum
         sub = power[:, lo:hi]
         k = np.argmax(sub, axis=1) + lo
@@ -128,7 +129,7 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sliding_max(x: np.ndarray, radius: int) -> np.ndarray:
+def _sliding_max(x: Array, radius: int) -> Array:
     """Max over [t - radius, t + radius] along the last axis (edges see a shorter span)."""
     width = 2 * radius + 1
     pad = np.full((*x.shape[:-1], radius), -np.inf, x.dtype)
@@ -139,10 +140,11 @@ def _sliding_max(x: np.ndarray, radius: int) -> np.ndarray:
         level = np.maximum(level[..., :-span], level[..., span:])
         span *= 2
     n = x.shape[-1]
-    return np.maximum(level[..., :n], level[..., width - span : width - span + n])
+    result: Array = np.maximum(level[..., :n], level[..., width - span : width - span + n])
+    return result
 
 
-def trailing_max(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+def trailing_max(x: Array, start: int, stop: int) -> Array:
     """Max over [t - stop, t - start] along the last axis (-inf where that span is empty)."""
     radius = (stop - start) // 2
     centred = _sliding_max(x, radius)
@@ -153,9 +155,7 @@ def trailing_max(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     return out
 
 
-def run_reduce(
-    op: np.ufunc, values: np.ndarray, b: np.ndarray, start: np.ndarray, stop: np.ndarray
-) -> np.ndarray:
+def run_reduce(op: np.ufunc, values: Array, b: Array, start: Array, stop: Array) -> Array:
     """Reduce `values` (B, T) over each run [start, stop] of row b with a NaN-aware ufunc."""
     t = values.shape[1]
     flat = np.append(values.ravel(), np.nan)
@@ -165,7 +165,7 @@ def run_reduce(
     return op.reduceat(flat, idx)[0::2]
 
 
-def run_sums(values: np.ndarray, b: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def run_sums(values: Array, b: Array, start: Array, stop: Array) -> Array:
     """Sums of `values` (C, B, T) over each run [start, stop] of row b: (C, runs)."""
     csum = np.zeros((*values.shape[:2], values.shape[2] + 1))
     np.cumsum(values, axis=2, out=csum[:, :, 1:])
@@ -178,10 +178,10 @@ class Segment:
 
     k0: int
     k1: int
-    parts: list[np.ndarray | tuple[int, int]] = field(default_factory=list)
-    array: np.ndarray | None = None
+    parts: list[Array | tuple[int, int]] = field(default_factory=list)
+    array: Array | None = None
 
-    def materialise(self, new_rows: np.ndarray) -> np.ndarray:
+    def materialise(self, new_rows: Array) -> Array:
         """Concatenate cached and newly computed rows (once)."""
         if self.array is None:
             blocks = [
@@ -198,12 +198,12 @@ class Segment:
 class FrameBatch:
     """Frame features of a batch's windows, right-aligned and padded to one length."""
 
-    x: np.ndarray  # (B, T, N_FEATURES), NaN where a window has no frame
-    rel: np.ndarray  # (B, T) frame centre in seconds relative to the window's end
-    end_sample: np.ndarray  # (B, T) absolute sample index where each frame ends
-    first: np.ndarray  # (B,) first valid frame index
-    ends: np.ndarray  # (B,) absolute end sample of each window
-    lasthop: np.ndarray  # (B, T) frames whose end falls in the window's last hop
+    x: Array  # (B, T, N_FEATURES), NaN where a window has no frame
+    rel: Array  # (B, T) frame centre in seconds relative to the window's end
+    end_sample: Array  # (B, T) absolute sample index where each frame ends
+    first: Array  # (B,) first valid frame index
+    ends: Array  # (B,) absolute end sample of each window
+    lasthop: Array  # (B, T) frames whose end falls in the window's last hop
 
     @property
     def frames(self) -> int:
@@ -211,7 +211,7 @@ class FrameBatch:
         return self.x.shape[1]
 
 
-def continues(audio: np.ndarray, start: int, end: int, tail: np.ndarray, tail_end: int) -> bool:
+def continues(audio: Samples, start: int, end: int, tail: Array, tail_end: int) -> bool:
     """True when `audio` (spanning [start, end)) holds the cached tail at the same positions."""
     lo = tail_end - tail.size
     if lo < start or tail_end > end:

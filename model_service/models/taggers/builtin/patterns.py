@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 
+from model_service.arrays import Array
 from model_service.models.taggers.base import SAMPLE_RATE
 from model_service.models.taggers.builtin.features import FRAME_HOP
 
@@ -111,7 +112,7 @@ class Pulse:
 
 
 # A band's per-frame peak frequency (Hz), level (dBFS) and salience (dB), for one window.
-Band = tuple[np.ndarray, np.ndarray, np.ndarray]
+Band = tuple[Array, Array, Array]
 
 
 @dataclass(frozen=True, slots=True)

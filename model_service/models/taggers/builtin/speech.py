@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from model_service.arrays import Array, Samples
 from model_service.models.taggers.base import Window
 from model_service.models.taggers.builtin.features import (
     LOW_F,
@@ -102,7 +103,7 @@ class VadSpeech:
         self.vad_gate = vad_gate
         self.vad_min_dbfs = vad_min_dbfs
 
-    def _vad_needed(self, batch: FrameBatch) -> np.ndarray:
+    def _vad_needed(self, batch: FrameBatch) -> Array:
         """Which windows' last hop could hold speech (see `_speech`)."""
         n = batch.x.shape[0]
         if not self.vad_gate:
@@ -131,17 +132,18 @@ class VadSpeech:
             valid = batch.frames - batch.first
             ordered = np.sort(x[:, :, SPEECH_DB], axis=1)
             background = ordered[np.arange(n), (valid * 0.2).astype(np.int64)]
-        return (
+        needed: Array = (
             (loudest >= self.vad_min_dbfs)
             & (loudest >= background + BACKGROUND_DB)
             & (share >= -20.0)
             & (tone < 0.8)
             & (steady < STEADY_SHARE)
         )
+        return needed
 
     def score(
-        self, windows: Sequence[Window], audio: list[np.ndarray], batch: FrameBatch
-    ) -> np.ndarray:
+        self, windows: Sequence[Window], audio: Sequence[Samples], batch: FrameBatch
+    ) -> Array:
         """Speech: silero-vad probabilities over the chunks of the last hop, averaged over
         256 ms, highest wins. The recurrent state starts at an anchor 2.5-4.5 s back.
 
@@ -193,13 +195,13 @@ class VadSpeech:
         return out
 
     def _run_vad(
-        self, rows: list[_VadRow], windows: Sequence[Window], audio: list[np.ndarray]
+        self, rows: list[_VadRow], windows: Sequence[Window], audio: Sequence[Samples]
     ) -> None:
         """Advance each row's silero-vad run to its last chunk, batched across rows."""
         import torch
 
         im = self._vad._model
-        chunks: list[np.ndarray] = []
+        chunks: list[Array] = []
         new_index: dict[tuple[Any, int], int] = {}
         cached: list[Any] = []
         cached_index: dict[tuple[Any, int], int] = {}

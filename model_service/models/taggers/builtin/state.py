@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from model_service.arrays import Array
 
 
 @dataclass(slots=True)
@@ -24,8 +24,8 @@ class StreamState:
     """What is kept between batches for one stream."""
 
     k0: int
-    feats: np.ndarray
-    tail: np.ndarray  # the last samples seen, to notice another stream behind the same key
+    feats: Array
+    tail: Array  # the last samples seen, to notice another stream behind the same key
     tail_end: int
     enc: dict[int, Any] = field(default_factory=dict)  # VAD encoder output per chunk index
     vad: dict[int, VadRun] = field(default_factory=dict)  # per anchor chunk

@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 
+from model_service.arrays import Array, Samples
 from model_service.categories import CATEGORY_IDS
 from model_service.models.taggers.base import SAMPLE_RATE, Detection, TaggerInfo, Window
 from model_service.models.taggers.builtin.alarms import alarms_and_beeps
@@ -117,9 +118,9 @@ class BuiltinTagger:
             return []
         n = len(windows)
         with self._lock:
-            audio = [np.asarray(w.audio, dtype=np.float32).reshape(-1) for w in windows]
+            audio: list[Samples] = [np.asarray(w.audio, np.float32).reshape(-1) for w in windows]
             batch = self._features(windows, audio)
-            scores = {c: np.zeros(n) for c in self.info.categories}
+            scores: dict[str, Array] = {c: np.zeros(n) for c in self.info.categories}
             onsets: dict[str, list[float | None]] = {c: [None] * n for c in self.info.categories}
             alarms_and_beeps(batch, scores, onsets)
             bangs(batch, scores, onsets, hop_samples=self._hop_samples, loud_dbfs=self.loud_dbfs)
@@ -137,18 +138,18 @@ class BuiltinTagger:
             for i in range(n)
         ]
 
-    def _features(self, windows: Sequence[Window], audio: list[np.ndarray]) -> FrameBatch:
+    def _features(self, windows: Sequence[Window], audio: Sequence[Samples]) -> FrameBatch:
         """Frame features for every window, computing only the frames no cache holds.
 
         Frame k covers samples [k*160 - 512, k*160) of its stream, so overlapping windows
         share frames exactly and a cached frame equals a recomputed one.
         """
         n = len(windows)
-        blocks: list[np.ndarray] = []
+        blocks: list[Array] = []
         rows = 0
         plan: list[tuple[Segment | None, int, int]] = [(None, 0, -1)] * n
         live: dict[str, Segment] = {}
-        tails: dict[str, tuple[np.ndarray, int]] = {}
+        tails: dict[str, tuple[Array, int]] = {}
         reset: set[str] = set()
         order = sorted(
             range(n),

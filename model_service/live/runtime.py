@@ -1,52 +1,36 @@
-"""Live detection: per-source ring buffers and windows, the shared batcher, events and subscribers.
-
-Every source keeps its recent audio in a ring buffer and cuts a window per tagger hop. All
-sources hand their windows to the one dynamic batcher, so windows from hundreds of streams
-run together in a few batches. Scores go through the same `EventTracker` as `/v1/classify`;
-event starts and ends are stored (with a clip) and pushed to WebSocket subscribers.
-
-Times: a run of audio (one ffmpeg connection, one push) is anchored at the wall-clock time its
-first sample arrived (for a push: `push_start`), and event times are that anchor plus the
-sample offset. Audio that arrives faster than real time (a file, a fast push) is therefore in
-"audio time": an event 10 s into a pushed file is stamped 10 s after `push_start`.
-"""
+"""One live source at run time: its audio in (ffmpeg or pushed), its windows through the
+batcher, its events through the tracker into the store and out to subscribers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 import contextlib
 from dataclasses import dataclass
-import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 import uuid
 
 import numpy as np
 
 from model_service import metrics
+from model_service.arrays import Array
 from model_service.audio import to_wav_bytes
 from model_service.detection.events import EventTracker, EventUpdate, dbfs
 from model_service.detection.service import Service
+from model_service.live.hub import RING_SECONDS, Hub, RingBuffer
 from model_service.live.sources import (
     Backoff,
     FfmpegRunner,
-    SourceError,
     SourceSpec,
     State,
-    check_sensitivity,
-    spec_from_config,
-    spec_from_request,
-    spec_from_saved,
 )
-from model_service.live.store import EventStore, StoredEvent, StoreError
+from model_service.live.store import EventStore, StoreError
 from model_service.models.batcher import BatcherClosedError, QueueFullError
 from model_service.models.taggers import SAMPLE_RATE, Detection, Window
+from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
-
-RING_SECONDS = 40.0  # >= 30 s of history plus the analysis backlog
 MAX_BACKLOG_SECONDS = 8.0  # audio waiting for analysis before a producer has to wait
 MAX_SUBMIT = 8  # windows one source hands the batcher at a time (fairness between sources)
 LEVEL_INTERVAL = 0.5  # wall-clock seconds between level messages of one source
@@ -54,137 +38,17 @@ CLIP_BEFORE = 2.0
 CLIP_AFTER = 1.0
 CLIP_MAX = 30.0
 MAX_HOP = 0.5
-MAX_SOURCES = 1000
-PRUNE_INTERVAL = 600.0
 STATES: tuple[State, ...] = ("connecting", "streaming", "retrying", "stopped", "idle")
-_SCALE = np.float32(1.0 / 32768.0)
 
 
-class RingBuffer:
-    """The last `capacity` samples of a stream as int16, addressed by absolute sample index."""
+class RuntimeContext(Protocol):
+    """What a source's runtime needs from the manager that owns it."""
 
-    def __init__(self, capacity: int) -> None:
-        """Create an empty buffer holding at most `capacity` samples."""
-        self.capacity = capacity
-        self._buf = np.zeros(capacity, dtype=np.int16)
-        self.written = 0  # absolute index one past the newest sample
-
-    @property
-    def oldest(self) -> int:
-        """Absolute index of the oldest sample still held."""
-        return max(0, self.written - self.capacity)
-
-    def reset(self) -> None:
-        """Forget everything (a new run starts at index 0)."""
-        self.written = 0
-
-    def append(self, pcm: np.ndarray) -> None:
-        """Add int16 samples (at most `capacity` at once)."""
-        n = pcm.size
-        if n > self.capacity:
-            pcm = pcm[-self.capacity :]
-            self.written += n - self.capacity
-            n = self.capacity
-        pos = self.written % self.capacity
-        first = min(n, self.capacity - pos)
-        self._buf[pos : pos + first] = pcm[:first]
-        if first < n:
-            self._buf[: n - first] = pcm[first:]
-        self.written += n
-
-    def read_float(self, start: int, end: int) -> np.ndarray:
-        """Samples [start, end) as float32 in [-1, 1): one pass, no intermediate copies."""
-        start = max(start, self.oldest)
-        end = min(end, self.written)
-        if end <= start:
-            return np.zeros(0, dtype=np.float32)
-        a = start % self.capacity
-        n = end - start
-        out = np.empty(n, dtype=np.float32)
-        first = min(n, self.capacity - a)
-        np.multiply(self._buf[a : a + first], _SCALE, out=out[:first], dtype=np.float32)
-        if first < n:
-            np.multiply(self._buf[: n - first], _SCALE, out=out[first:], dtype=np.float32)
-        return out
-
-    def read(self, start: int, end: int) -> np.ndarray:
-        """A copy of samples [start, end) clipped to what is held (int16)."""
-        start = max(start, self.oldest)
-        end = min(end, self.written)
-        if end <= start:
-            return np.zeros(0, dtype=np.int16)
-        a = start % self.capacity
-        n = end - start
-        if a + n <= self.capacity:
-            return self._buf[a : a + n].copy()
-        first = self.capacity - a
-        return np.concatenate((self._buf[a:], self._buf[: n - first]))
-
-
-# -- subscribers -------------------------------------------------------------------------------
-
-
-class Subscriber:
-    """One WebSocket connection's bounded outgoing queue.
-
-    Publishing never waits: when the queue is full the subscriber is marked overflowed and
-    its queue dropped; the connection then says so and closes, and the client resumes with
-    `after`. Items are (json text, rev) where rev is set for event messages.
-    """
-
-    def __init__(self, max_queue: int) -> None:
-        """Create an empty queue of at most `max_queue` messages."""
-        self.max_queue = max_queue
-        self.queue: deque[tuple[str, int | None]] = deque()
-        self.wake = asyncio.Event()
-        self.overflowed = False
-        self.subscribed = False
-
-    def offer(self, text: str, rev: int | None = None) -> None:
-        """Queue a message unless the subscriber already fell behind."""
-        if self.overflowed:
-            return
-        if len(self.queue) >= self.max_queue:
-            self.overflowed = True
-            self.queue.clear()
-            metrics.WS_OVERFLOWS.inc()
-        else:
-            self.queue.append((text, rev))
-        self.wake.set()
-
-
-class Hub:
-    """Fans live messages out to subscribed connections."""
-
-    def __init__(self) -> None:
-        """Create a hub without subscribers."""
-        self.subscribers: set[Subscriber] = set()
-
-    def add(self, sub: Subscriber) -> None:
-        """Start delivering live messages to `sub`."""
-        sub.subscribed = True
-        self.subscribers.add(sub)
-        metrics.WS_SUBSCRIBERS.set(len(self.subscribers))
-
-    def remove(self, sub: Subscriber) -> None:
-        """Stop delivering to `sub`."""
-        self.subscribers.discard(sub)
-        metrics.WS_SUBSCRIBERS.set(len(self.subscribers))
-
-    def publish(self, message: dict[str, Any], rev: int | None = None) -> None:
-        """Send a message to every subscriber (serialised once)."""
-        if not self.subscribers:
-            return
-        text = json.dumps(message, separators=(",", ":"))
-        for sub in list(self.subscribers):
-            sub.offer(text, rev)
-
-    def queued(self) -> int:
-        """Messages waiting, over all subscribers (for /metrics)."""
-        return sum(len(s.queue) for s in self.subscribers)
-
-
-# -- one source --------------------------------------------------------------------------------
+    service: Service
+    hub: Hub
+    store: EventStore
+    read_timeout: float
+    backoff_max: float
 
 
 @dataclass(slots=True)
@@ -202,7 +66,7 @@ class SourceRuntime:
     than MAX_BACKLOG_SECONDS behind, so audio faster than real time is analysed in full.
     """
 
-    def __init__(self, spec: SourceSpec, manager: StreamManager) -> None:
+    def __init__(self, spec: SourceSpec, manager: RuntimeContext) -> None:
         """Wire a source to the manager's service, store and hub (not started)."""
         self.spec = spec
         self.manager = manager
@@ -243,7 +107,7 @@ class SourceRuntime:
         return self.spec.id
 
     @property
-    def sensitivity(self) -> str:
+    def sensitivity(self) -> Sensitivity:
         """Effective sensitivity (the source's own, or the service default)."""
         return self.spec.sensitivity or self.manager.service.config.sensitivity
 
@@ -554,199 +418,7 @@ class SourceRuntime:
             await self.end_run()
             self.set_state("idle")
 
-    def recent(self, seconds: float) -> np.ndarray:
+    def recent(self, seconds: float) -> Array:
         """The last `seconds` of audio received, float32."""
         n = max(0, round(seconds * SAMPLE_RATE))
         return self.ring.read_float(self.ring.written - n, self.ring.written)
-
-
-# -- the manager -------------------------------------------------------------------------------
-
-
-class StreamManager:
-    """All live sources of the service, their persistence and the subscriber hub."""
-
-    def __init__(
-        self,
-        service: Service,
-        store: EventStore | None = None,
-        *,
-        read_timeout: float = 15.0,
-        backoff_max: float = 60.0,
-        subscriber_queue: int = 2048,
-    ) -> None:
-        """Create a stopped manager; `start` opens the store and starts the sources."""
-        self.service = service
-        self.hub = Hub()
-        config = service.config
-        self.store = store or EventStore(
-            config.data_dir,
-            clip_retention_hours=config.clip_retention_hours,
-            clip_max_mb=config.clip_max_mb,
-        )
-        self.store.on_change = self._on_stored
-        self.read_timeout = read_timeout
-        self.backoff_max = backoff_max
-        self.subscriber_queue = subscriber_queue
-        self.sources: dict[str, SourceRuntime] = {}
-        # Open WebSocket responses, closed first at shutdown (owned by the live API routes).
-        self.sockets: set[Any] = set()
-        self._lock = asyncio.Lock()
-        self._prune_task: asyncio.Task[None] | None = None
-
-    # -- start / stop --------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Open the store, close events a crash left open, start config and saved sources."""
-        await self.store.open()
-        metrics.WS_QUEUE_DEPTH.set_function(self.hub.queued)
-        closed = await self.store.close_open_events()
-        if closed:
-            _LOGGER.warning(
-                "%s events were still open from the last run; they were ended at their start",
-                len(closed),
-            )
-        allowed = self.service.config.allowed_schemes
-        specs: list[SourceSpec] = []
-        taken: set[str] = set()
-        for entry in self.service.config.sources:
-            try:
-                spec = spec_from_config(entry, allowed, taken)
-            except SourceError as err:
-                _LOGGER.error("Source %r in the config file is skipped: %s", entry, err)
-                continue
-            taken.add(spec.id)
-            specs.append(spec)
-        by_id = {s.id: i for i, s in enumerate(specs)}
-        for source_id, origin, data in await self.store.load_sources():
-            if origin == "config":
-                # Changes made through the API to a config source (name, sensitivity).
-                if source_id in by_id:
-                    i = by_id[source_id]
-                    specs[i] = specs[i].with_changes(
-                        name=data.get("name") or specs[i].name,
-                        sensitivity=data.get("sensitivity", specs[i].sensitivity),
-                    )
-                continue
-            if source_id in taken:
-                _LOGGER.error(
-                    "Saved source %s is not started: the config file now declares that id",
-                    source_id,
-                )
-                continue
-            try:
-                spec = spec_from_saved(source_id, data)
-            except SourceError as err:
-                _LOGGER.error("Saved source %s is skipped: %s", source_id, err)
-                continue
-            taken.add(spec.id)
-            specs.append(spec)
-        for spec in specs:
-            runtime = SourceRuntime(spec, self)
-            self.sources[spec.id] = runtime
-            runtime.start()
-        self._prune_task = asyncio.get_running_loop().create_task(self._prune_loop())
-        _LOGGER.info("Live detection ready: %s sources", len(self.sources))
-
-    async def stop(self) -> None:
-        """Stop every source (ongoing events end) and the background tasks."""
-        if self._prune_task is not None:
-            self._prune_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prune_task
-            self._prune_task = None
-        await asyncio.gather(*(r.stop() for r in self.sources.values()), return_exceptions=True)
-        for runtime in self.sources.values():
-            # The registry is global: it must not keep this manager's sources alive.
-            runtime.forget_metrics()
-
-    async def close(self) -> None:
-        """Close the store (after `stop`)."""
-        await self.store.close()
-
-    async def _prune_loop(self) -> None:
-        while True:
-            with contextlib.suppress(StoreError):  # logged by the store
-                await self.store.prune_clips()
-            await asyncio.sleep(PRUNE_INTERVAL)
-
-    def _on_stored(self, event: StoredEvent) -> None:
-        # On the loop, in rev order (see EventStore._notify).
-        self.hub.publish({"type": "event", "event": event.as_dict()}, rev=event.rev)
-
-    # -- sources -------------------------------------------------------------------------
-
-    def list(self) -> list[dict[str, Any]]:
-        """Every source's wire form, in creation order."""
-        return [r.as_dict() for r in self.sources.values()]
-
-    def get(self, source_id: str) -> SourceRuntime:
-        """A running source; KeyError for an unknown id."""
-        return self.sources[source_id]
-
-    async def create(self, body: Any) -> SourceRuntime:
-        """Create, save and start an API source from a POST body; SourceError when invalid."""
-        async with self._lock:
-            if len(self.sources) >= MAX_SOURCES:
-                raise SourceError(f"there are already {MAX_SOURCES} sources")
-            spec = spec_from_request(body, self.service.config.allowed_schemes, set(self.sources))
-            await self.store.save_source(spec.id, "api", spec.to_saved())
-            runtime = SourceRuntime(spec, self)
-            self.sources[spec.id] = runtime
-            runtime.start()
-        _LOGGER.info("Source %s created (%s %s)", spec.id, spec.kind, spec.wire_url() or "")
-        self.hub.publish({"type": "source", "source": runtime.as_dict()})
-        return runtime
-
-    async def update(self, source_id: str, body: Any) -> SourceRuntime:
-        """Change a source's name and/or sensitivity (saved); KeyError / SourceError."""
-        runtime = self.sources[source_id]
-        if not isinstance(body, dict) or not body:
-            raise SourceError('the body must be a JSON object with "name" and/or "sensitivity"')
-        unknown = sorted(set(body) - {"name", "sensitivity"})
-        if unknown:
-            raise SourceError(f"only name and sensitivity can be changed, not {', '.join(unknown)}")
-        changes: dict[str, Any] = {}
-        if "name" in body:
-            name = body["name"]
-            if not isinstance(name, str) or not name.strip() or len(name) > 100:
-                raise SourceError("name must be a non-empty string of at most 100 characters")
-            changes["name"] = name.strip()
-        if "sensitivity" in body:
-            changes["sensitivity"] = check_sensitivity(body["sensitivity"])
-        async with self._lock:
-            spec = runtime.spec.with_changes(**changes)
-            if spec.persistent:
-                await self.store.save_source(spec.id, "api", spec.to_saved())
-            else:
-                await self.store.save_source(
-                    spec.id, "config", {"name": spec.name, "sensitivity": spec.sensitivity}
-                )
-            runtime.spec = spec
-            runtime.tracker.set_sensitivity(runtime.sensitivity)
-        self.hub.publish({"type": "source", "source": runtime.as_dict()})
-        return runtime
-
-    async def delete(self, source_id: str) -> None:
-        """Stop and remove an API source; KeyError when unknown, SourceError for config ones."""
-        runtime = self.sources[source_id]
-        if not runtime.spec.persistent:
-            raise SourceError(f"source {source_id} is declared in the config file; remove it there")
-        async with self._lock:
-            if self.sources.get(source_id) is not runtime:
-                raise KeyError(source_id)
-            del self.sources[source_id]
-            await self.store.delete_source(source_id)
-        await runtime.stop()
-        runtime.forget_metrics()
-        _LOGGER.info("Source %s removed", source_id)
-        self.hub.publish({"type": "source_removed", "source": {"id": source_id}})
-
-    def recent_audio(self, source_id: str, seconds: float) -> np.ndarray:
-        """The last `seconds` (up to 30 s) of a source's audio, float32 at 16 kHz.
-
-        KeyError for an unknown source; shorter (or empty) when less has arrived. During a
-        run it is the current run's audio; after a run ends it is that run's last audio.
-        """
-        runtime = self.sources[source_id]
-        return runtime.recent(min(max(0.0, float(seconds)), 30.0))
