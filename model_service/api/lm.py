@@ -32,7 +32,7 @@ from model_service.api.common import (
 from model_service.arrays import Array, Samples
 from model_service.detection.service import Service
 from model_service.live.store import StoreError
-from model_service.models.lm import MAX_AUDIO_SECONDS, MAX_QUESTION_CHARS, LMError
+from model_service.models.lm import MAX_AUDIO_SECONDS, MAX_QUESTION_CHARS, AudioLM, LMError
 
 DEFAULT_SOURCE_SECONDS = 10.0
 
@@ -168,12 +168,12 @@ async def _handle(request: web.Request, run: Runner, *, needs_question: bool) ->
     return web.json_response({"text": text})
 
 
-async def _describe(lm: Any, samples: Samples, question: str | None) -> str:
-    return str(await lm.describe(samples))
+async def _describe(lm: AudioLM, samples: Samples, question: str | None) -> str:
+    return await lm.describe(samples)
 
 
-async def _ask(lm: Any, samples: Samples, question: str | None) -> str:
-    return str(await lm.ask(samples, question or ""))
+async def _ask(lm: AudioLM, samples: Samples, question: str | None) -> str:
+    return await lm.ask(samples, question or "")
 
 
 async def describe(request: web.Request) -> web.Response:

@@ -14,7 +14,9 @@ from model_service.arrays import Samples
 from model_service.config import Config
 from model_service.detection.events import SoundEvent, dbfs, events_from_frames
 from model_service.detection.windows import iter_windows, to_frames
+from model_service.models.asr import SpeechRecognizer
 from model_service.models.batcher import DynamicBatcher
+from model_service.models.lm import AudioLM
 from model_service.models.taggers import SAMPLE_RATE, Detection, Tagger, Window
 from model_service.sensitivity import Sensitivity
 
@@ -46,10 +48,10 @@ class Service:
     service_id: str
     tagger: Tagger
     tagger_batcher: DynamicBatcher[Window, dict[str, Detection]]
-    # Audio LM and speech recognizer backends (None when not loaded). Each has `info`
-    # (with `as_dict()`) and async `start()` / `stop()` that own their batchers.
-    lm: Any = None
-    asr: Any = None
+    # Audio LM and speech recognizer backends (None when not loaded); their async `start()`
+    # and `stop()` own their batchers.
+    lm: AudioLM | None = None
+    asr: SpeechRecognizer | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
