@@ -1,4 +1,12 @@
-"""OpenAPI 3 description of the wire contract (docs/api.md), limited to the routes served."""
+"""The wire contract (docs/api.md) as OpenAPI 3.1, limited to the routes served.
+
+The one description of the API: REST operations under `paths`, and the JSON messages of the
+`/v1/ws` WebSocket in both directions as JSON Schemas under `components.schemas`
+(`WsClientMessage`, `WsServerMessage`), named from the `/v1/ws` operation's `x-websocket`.
+Schemas list every field the service sends as required and allow no others, so the service's
+tests, which validate every response and message they receive against this document, fail
+when a payload and the contract drift apart. Served at `/openapi.json`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,28 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 def _err(description: str) -> dict[str, Any]:
     return _json(_ERROR, description)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(
+    properties: dict[str, Any], *, optional: tuple[str, ...] = (), extra: bool = False
+) -> dict[str, Any]:
+    """An object schema whose properties are all required unless named in `optional`."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": extra,
+    }
+    return schema
+
+
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_UNAUTHORIZED = {"401": _err("Missing or wrong bearer token")}
 
 
 _AUDIO_BODY = {
@@ -63,15 +93,19 @@ _LM_BODY = {
 
 _TEXT = _json({"$ref": "#/components/schemas/Text"})
 _NOT_LOADED = _err("No model for this capability is loaded")
+_LM_ERRORS = {
+    "404": _err("No such live source or event (or its clip expired)"),
+    "502": _err("The remote language model server failed"),
+    "504": _err("The language model did not answer in time"),
+}
+_UNSAVED = {"503": _err("The change could not be saved (the data folder is unwritable or full)")}
 
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/health": {
         "get": {
             "summary": "Liveness probe",
             "security": [],
-            "responses": {
-                "200": _json({"type": "object", "properties": {"status": {"type": "string"}}})
-            },
+            "responses": {"200": _json(_object({"status": {"const": "ok"}}))},
         }
     },
     "/v1/info": {
@@ -101,14 +135,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": {
             "summary": "Caption audio (an upload, a live source's last seconds, or an event clip)",
             "requestBody": _LM_BODY,
-            "responses": {"200": _TEXT, **_AUDIO_ERRORS, "501": _NOT_LOADED},
+            "responses": {"200": _TEXT, **_AUDIO_ERRORS, "501": _NOT_LOADED, **_LM_ERRORS},
         }
     },
     "/v1/ask": {
         "post": {
             "summary": "Answer a question about audio",
             "requestBody": _LM_BODY,
-            "responses": {"200": _TEXT, **_AUDIO_ERRORS, "501": _NOT_LOADED},
+            "responses": {"200": _TEXT, **_AUDIO_ERRORS, "501": _NOT_LOADED, **_LM_ERRORS},
         }
     },
     "/v1/transcribe": {
@@ -133,12 +167,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 },
             },
             "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "properties": {"text": {"type": "string"}, "language": {"type": "string"}},
-                    }
-                ),
+                "200": _json(_ref("Transcription")),
                 **_AUDIO_ERRORS,
                 "501": _NOT_LOADED,
             },
@@ -148,17 +177,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "List live sources",
             "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "sources": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/Source"},
-                            }
-                        },
-                    }
-                )
+                "200": _json(_object({"sources": {"type": "array", "items": _ref("Source")}}))
             },
         },
         "post": {
@@ -172,6 +191,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "201": _json({"$ref": "#/components/schemas/Source"}, "Created"),
                 "400": _err("Bad body or URL scheme"),
+                **_UNSAVED,
             },
         },
     },
@@ -207,12 +227,19 @@ PATHS: dict[str, dict[str, Any]] = {
             },
             "responses": {
                 "200": _json({"$ref": "#/components/schemas/Source"}),
+                "400": _err("Bad body"),
                 "404": _err("No such source"),
+                **_UNSAVED,
             },
         },
         "delete": {
             "summary": "Stop and remove a source",
-            "responses": {"204": {"description": "Removed"}, "404": _err("No such source")},
+            "responses": {
+                "204": {"description": "Removed"},
+                "404": _err("No such source"),
+                "409": _err("A source from the config file cannot be removed here"),
+                **_UNSAVED,
+            },
         },
     },
     "/v1/events": {
@@ -225,19 +252,9 @@ PATHS: dict[str, dict[str, Any]] = {
                 {"name": "category", "in": "query", "schema": {"type": "string"}},
             ],
             "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "events": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/Event"},
-                            },
-                            "last_seq": {"type": "integer"},
-                        },
-                    }
-                ),
+                "200": _json(_ref("EventPage")),
                 "400": _err("Bad query"),
+                "503": _err("The event log is unavailable"),
             },
         }
     },
@@ -252,13 +269,19 @@ PATHS: dict[str, dict[str, Any]] = {
                     "description": "WAV",
                     "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
                 },
+                "400": _err("seq is not a whole number"),
                 "404": _err("No such event or clip expired"),
+                "503": _err("The event log is unavailable"),
             },
         }
     },
     "/v1/ws": {
         "get": {
             "summary": "WebSocket: subscribe to events/levels/sources (JSON), push PCM (binary)",
+            "description": "Text frames are JSON messages: `WsClientMessage` from the client, "
+            "`WsServerMessage` from the service. Binary frames from the client are 16-bit "
+            "little-endian mono PCM at 16 kHz for the source named by its `push_start`.",
+            "x-websocket": {"client": _ref("WsClientMessage"), "server": _ref("WsServerMessage")},
             "responses": {"101": {"description": "Switching protocols"}},
         }
     },
@@ -266,7 +289,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "This document",
             "security": [],
-            "responses": {"200": _json({"type": "object"})},
+            "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]})},
         }
     },
     "/metrics": {
@@ -282,57 +305,138 @@ PATHS: dict[str, dict[str, Any]] = {
     },
 }
 
+_SOURCE = _object(
+    {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["ffmpeg", "push", "device"]},
+        "url": {**_NULLABLE_STRING, "description": "credentials redacted"},
+        "state": {
+            "type": "string",
+            "enum": ["connecting", "streaming", "retrying", "stopped", "idle"],
+        },
+        "error": _NULLABLE_STRING,
+        "level_dbfs": _NULLABLE_NUMBER,
+        "sensitivity": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
+        "persistent": {"type": "boolean", "description": "from the config file (read-only)"},
+        "device": {"type": "string", "description": "device sources: format:device"},
+    },
+    optional=("device",),
+)
+
+_EVENT = _object(
+    {
+        "seq": {"type": "integer", "minimum": 1, "description": "the event's number"},
+        "rev": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "increases with every stored change (a start, an end); resume "
+            "with subscribe.after = the highest rev seen",
+        },
+        "id": {"type": "string"},
+        "source": {"type": "string"},
+        "category": {"type": "string"},
+        "label": {"type": "string"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "start": {"type": "string", "format": "date-time"},
+        "end": {"type": ["string", "null"], "format": "date-time"},
+        "duration": {**_NULLABLE_NUMBER, "description": "seconds; null while ongoing"},
+        "level_dbfs": {"type": "number"},
+        "has_clip": {"type": "boolean"},
+    }
+)
+
+_MODEL = {"name": {"type": "string"}, "backend": {"type": "string"}}
+
 SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-    "Text": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
-    "Category": {
+    "Error": {
         "type": "object",
+        "required": ["error"],
         "properties": {
+            "error": {"type": "string"},
+            "languages": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "transcribe: the languages the recognizer supports",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "Text": _object({"text": {"type": "string"}}),
+    "Transcription": _object({"text": {"type": "string"}, "language": _NULLABLE_STRING}),
+    "Category": _object(
+        {
             "id": {"type": "string"},
             "name": {"type": "string"},
             "labels": {"type": "array", "items": {"type": "string"}},
+        }
+    ),
+    "TaggerInfo": _object(
+        {
+            **_MODEL,
+            "device": {"type": "string"},
+            "window_seconds": {"type": "number"},
+            "hop_seconds": {"type": "number"},
+            "categories": {"type": "array", "items": {"type": "string"}},
         },
-    },
-    "Info": {
-        "type": "object",
-        "required": ["id", "version", "sample_rate", "categories", "models", "capabilities"],
-        "properties": {
+        extra=True,
+    ),
+    "LMInfo": _object(
+        {
+            **_MODEL,
+            "family": {"type": "string"},
+            "device": _NULLABLE_STRING,
+            "max_new_tokens": {"type": "integer"},
+        },
+        extra=True,
+    ),
+    "AsrInfo": _object(
+        {
+            **_MODEL,
+            "languages": {"type": "array", "items": {"type": "string"}},
+            "device": _NULLABLE_STRING,
+            "phrases": {"type": "boolean"},
+        },
+        extra=True,
+    ),
+    "Info": _object(
+        {
             "id": {"type": "string"},
             "name": {"type": "string"},
             "version": {"type": "string"},
             "api": {"type": "integer"},
             "sample_rate": {"type": "integer"},
-            "categories": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}},
-            "models": {
-                "type": "object",
-                "properties": {
-                    "tagger": {"type": "object"},
-                    "lm": {"type": "object", "nullable": True},
-                    "asr": {"type": "object", "nullable": True},
-                },
+            "categories": {"type": "array", "items": _ref("Category")},
+            "models": _object(
+                {
+                    "tagger": _ref("TaggerInfo"),
+                    "lm": {"oneOf": [_ref("LMInfo"), {"type": "null"}]},
+                    "asr": {"oneOf": [_ref("AsrInfo"), {"type": "null"}]},
+                }
+            ),
+            "capabilities": {
+                "type": "array",
+                "items": {"enum": ["classify", "stream", "describe", "ask", "transcribe"]},
             },
-            "capabilities": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "ClipEvent": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "ClipEvent": _object(
+        {
             "category": {"type": "string"},
             "label": {"type": "string"},
-            "score": {"type": "number"},
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
             "start": {"type": "number", "description": "seconds from the clip's start"},
-            "end": {"type": "number"},
+            "end": _NULLABLE_NUMBER,
             "level_dbfs": {"type": "number"},
-        },
-    },
-    "Classification": {
-        "type": "object",
-        "properties": {
+        }
+    ),
+    "Classification": _object(
+        {
             "duration": {"type": "number"},
             "level_dbfs": {"type": "number"},
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/ClipEvent"}},
-        },
-    },
+            "events": {"type": "array", "items": _ref("ClipEvent")},
+        }
+    ),
     "SourceCreate": {
         "type": "object",
         "required": ["name"],
@@ -342,46 +446,102 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"type": "string", "enum": ["ffmpeg", "push"]},
             "sensitivity": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
         },
+        "additionalProperties": False,
     },
-    "Source": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["ffmpeg", "push", "device"]},
-            "url": {"type": "string", "nullable": True},
-            "state": {
-                "type": "string",
-                "enum": ["connecting", "streaming", "retrying", "stopped", "idle"],
+    "Source": _SOURCE,
+    "Event": _EVENT,
+    "EventPage": _object(
+        {
+            "events": {"type": "array", "items": _ref("Event")},
+            "last_seq": {"type": "integer", "description": "the highest rev stored"},
+        }
+    ),
+    # -- WebSocket messages, client to service --
+    "WsSubscribe": _object(
+        {
+            "type": {"const": "subscribe"},
+            "after": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "replay stored changes with a higher rev first",
             },
-            "error": {"type": "string", "nullable": True},
-            "level_dbfs": {"type": "number", "nullable": True},
-            "sensitivity": {"type": "string"},
         },
-    },
-    "Event": {
-        "type": "object",
-        "properties": {
-            "seq": {"type": "integer"},
-            "id": {"type": "string"},
+        optional=("after",),
+    ),
+    "WsPushStart": _object(
+        {
+            "type": {"const": "push_start"},
             "source": {"type": "string"},
-            "category": {"type": "string"},
-            "label": {"type": "string"},
-            "score": {"type": "number"},
-            "start": {"type": "string", "format": "date-time"},
-            "end": {"type": "string", "format": "date-time", "nullable": True},
-            "level_dbfs": {"type": "number"},
-            "has_clip": {"type": "boolean"},
+            "rate": {"const": 16000},
         },
+        optional=("rate",),
+    ),
+    "WsPushStop": _object(
+        {"type": {"const": "push_stop"}, "source": {"type": "string"}}, optional=("source",)
+    ),
+    "WsClientMessage": {
+        "oneOf": [_ref("WsSubscribe"), _ref("WsPushStart"), _ref("WsPushStop")],
+        "discriminator": {"propertyName": "type"},
+    },
+    # -- WebSocket messages, service to client --
+    "WsEvent": _object(
+        {
+            "type": {"const": "event"},
+            "event": _ref("Event"),
+            "replay": {"const": True, "description": "sent by a subscribe's replay"},
+        },
+        optional=("replay",),
+    ),
+    "WsSource": _object({"type": {"const": "source"}, "source": _ref("Source")}),
+    "WsSourceRemoved": _object(
+        {"type": {"const": "source_removed"}, "source": _object({"id": {"type": "string"}})}
+    ),
+    "WsLevel": _object(
+        {"type": {"const": "level"}, "source": {"type": "string"}, "dbfs": {"type": "number"}}
+    ),
+    "WsSubscribed": _object(
+        {
+            "type": {"const": "subscribed"},
+            "last_seq": {"type": "integer", "description": "the highest rev the replay covered"},
+        }
+    ),
+    "WsOverflow": _object({"type": {"const": "overflow"}}),
+    "WsError": _object({"type": {"const": "error"}, "error": {"type": "string"}}),
+    "WsServerMessage": {
+        "oneOf": [
+            _ref("WsEvent"),
+            _ref("WsSource"),
+            _ref("WsSourceRemoved"),
+            _ref("WsLevel"),
+            _ref("WsSubscribed"),
+            _ref("WsOverflow"),
+            _ref("WsError"),
+        ],
+        "discriminator": {"propertyName": "type"},
     },
 }
+
+
+def _with_auth_errors(operation: Any) -> Any:
+    """Every operation that needs the token can answer 401."""
+    if not isinstance(operation, dict) or "responses" not in operation:
+        return operation
+    if operation.get("security") == []:
+        return operation
+    return {**operation, "responses": {**operation["responses"], **_UNAUTHORIZED}}
 
 
 def build_openapi(version: str, served: Iterable[str] | None = None) -> dict[str, Any]:
     """The OpenAPI document; with `served`, only the paths this process actually serves."""
     wanted = set(served) if served is not None else set(PATHS)
+    paths = {
+        path: {key: _with_auth_errors(value) for key, value in item.items()}
+        for path, item in PATHS.items()
+        if path in wanted
+    }
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "MiDasheng Audio model service",
             "version": version,
@@ -393,5 +553,5 @@ def build_openapi(version: str, served: Iterable[str] | None = None) -> dict[str
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        "paths": {path: spec for path, spec in PATHS.items() if path in wanted},
+        "paths": paths,
     }

@@ -374,7 +374,7 @@ async def test_slow_subscriber_is_cut_off_and_resumes(make_client) -> None:
     # Flood: big messages until the slow reader's socket buffers and then its queue are full.
     filler = "x" * 20000
     for i in range(400):
-        manager.hub.publish({"type": "level", "source": "hall", "dbfs": -50.0, "pad": filler})
+        manager.hub.publish({"type": "level", "source": filler, "dbfs": -50.0})
         if i % 20 == 0:
             await asyncio.sleep(0.01)
             # The fast subscriber keeps up.
