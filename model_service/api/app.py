@@ -8,6 +8,7 @@ import logging
 import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from model_service import __version__, audio, categories, metrics
@@ -69,6 +70,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if k.lower() not in ("content-type", "content-length")
         }
         return json_error(exc.status, exc.text or exc.reason or "error", headers)
+    except HttpProcessingError as err:
+        # A malformed part of the request (a multipart part's headers, say): the client's.
+        return json_error(400, f"malformed request: {err.message or err}")
     except audio.FFmpegNotFoundError as err:
         # The server's installation is at fault, not the client's audio.
         _LOGGER.error("%s", err)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import BodyPartReader, hdrs, web
 
 from model_service import audio
-from model_service.api.common import SERVICE_KEY, read_audio_body
+from model_service.api.common import SERVICE_KEY, multipart_parts, read_audio_body
 from model_service.detection.service import Service
 from model_service.models.asr import MAX_PHRASES, UnsupportedLanguageError, resolve_language
 
@@ -68,12 +68,11 @@ async def _read_multipart(
     request: web.Request, limit: int
 ) -> tuple[bytes | None, str | None, str | None, str | None]:
     """(audio bytes, audio content type, phrases text, language) from a multipart body."""
-    reader = await request.multipart()
     data: bytes | None = None
     content_type: str | None = None
     phrases: str | None = None
     language: str | None = None
-    while (part := await reader.next()) is not None:
+    async for part in multipart_parts(request):
         if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
             continue
         if part.name == "audio":

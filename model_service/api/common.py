@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from model_service import audio
 from model_service.detection.service import Service
@@ -31,3 +33,19 @@ async def read_audio_body(request: web.Request, service: Service) -> audio.Decod
     return await audio.decode(
         data, request.headers.get("Content-Type"), ffmpeg=service.config.ffmpeg
     )
+
+
+async def multipart_parts(request: web.Request) -> AsyncIterator[BodyPartReader | MultipartReader]:
+    """The parts of a multipart body; a malformed body is the client's error (400), not ours."""
+    try:
+        reader = await request.multipart()
+    except ValueError as err:
+        raise web.HTTPBadRequest(text=f"malformed multipart body: {err}") from err
+    while True:
+        try:
+            part = await reader.next()
+        except ValueError as err:
+            raise web.HTTPBadRequest(text=f"malformed multipart body: {err}") from err
+        if part is None:
+            return
+        yield part

@@ -27,6 +27,7 @@ from model_service.api.common import (
     STORE_KEY,
     STREAMS_KEY,
     json_error,
+    multipart_parts,
     read_audio_body,
 )
 from model_service.arrays import Array, Samples
@@ -111,12 +112,11 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
 
 
 async def _from_multipart(request: web.Request, service: Service) -> tuple[Array, str | None]:
-    reader = await request.multipart()
     data: bytes | None = None
     content_type: str | None = None
     question: str | None = None
     limit = service.config.max_upload_bytes
-    while (part := await reader.next()) is not None:
+    async for part in multipart_parts(request):
         if not isinstance(part, BodyPartReader):
             continue
         if part.name == "audio":

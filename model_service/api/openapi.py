@@ -44,6 +44,11 @@ def _object(
 
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
+_SENSITIVITY_OR_DEFAULT = {
+    "enum": [*SENSITIVITY_CHOICES, None],
+    "description": "null: the service's default",
+}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _UNAUTHORIZED = {"401": _err("Missing or wrong bearer token")}
 
@@ -81,7 +86,12 @@ _LM_BODY = {
                 "type": "object",
                 "properties": {
                     "source": {"type": "string", "description": "live source id"},
-                    "seconds": {"type": "number", "description": "last N seconds of it"},
+                    "seconds": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 30,
+                        "description": "last N seconds of it (default 10)",
+                    },
                     "event": {"type": "integer", "description": "a stored event's seq"},
                     "question": {"type": "string"},
                 },
@@ -95,6 +105,7 @@ _TEXT = _json({"$ref": "#/components/schemas/Text"})
 _NOT_LOADED = _err("No model for this capability is loaded")
 _LM_ERRORS = {
     "404": _err("No such live source or event (or its clip expired)"),
+    "409": _err("The live source has no audio yet"),
     "502": _err("The remote language model server failed"),
     "504": _err("The language model did not answer in time"),
 }
@@ -215,12 +226,10 @@ PATHS: dict[str, dict[str, Any]] = {
                         "schema": {
                             "type": "object",
                             "properties": {
-                                "sensitivity": {
-                                    "type": "string",
-                                    "enum": list(SENSITIVITY_CHOICES),
-                                },
-                                "name": {"type": "string"},
+                                "sensitivity": _SENSITIVITY_OR_DEFAULT,
+                                "name": _NAME,
                             },
+                            "additionalProperties": False,
                         }
                     }
                 },
@@ -246,8 +255,16 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "Stored events after a seq, ordered by seq",
             "parameters": [
-                {"name": "after", "in": "query", "schema": {"type": "integer", "default": 0}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
+                {
+                    "name": "after",
+                    "in": "query",
+                    "schema": {"type": "integer", "default": 0, "minimum": 0, "maximum": 2**62},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000},
+                },
                 {"name": "source", "in": "query", "schema": {"type": "string"}},
                 {"name": "category", "in": "query", "schema": {"type": "string"}},
             ],
@@ -282,7 +299,10 @@ PATHS: dict[str, dict[str, Any]] = {
             "`WsServerMessage` from the service. Binary frames from the client are 16-bit "
             "little-endian mono PCM at 16 kHz for the source named by its `push_start`.",
             "x-websocket": {"client": _ref("WsClientMessage"), "server": _ref("WsServerMessage")},
-            "responses": {"101": {"description": "Switching protocols"}},
+            "responses": {
+                "101": {"description": "Switching protocols"},
+                "400": _err("Not a WebSocket upgrade request"),
+            },
         }
     },
     "/openapi.json": {
@@ -318,7 +338,11 @@ _SOURCE = _object(
         "error": _NULLABLE_STRING,
         "level_dbfs": _NULLABLE_NUMBER,
         "sensitivity": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
-        "persistent": {"type": "boolean", "description": "from the config file (read-only)"},
+        "persistent": {
+            "type": "boolean",
+            "description": "made through the API and kept in the data folder (config-file "
+            "sources are not, and cannot be removed through the API)",
+        },
         "device": {"type": "string", "description": "device sources: format:device"},
     },
     optional=("device",),
@@ -441,10 +465,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name"],
         "properties": {
-            "name": {"type": "string"},
-            "url": {"type": "string"},
+            "name": _NAME,
+            "url": {"type": ["string", "null"], "minLength": 1, "maxLength": 2048},
             "kind": {"type": "string", "enum": ["ffmpeg", "push"]},
-            "sensitivity": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
+            "sensitivity": _SENSITIVITY_OR_DEFAULT,
         },
         "additionalProperties": False,
     },

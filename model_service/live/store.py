@@ -65,6 +65,10 @@ CREATE TABLE sources (
 _MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 
 
+# Event numbers are SQLite INTEGERs: a request for a larger one names no event.
+MAX_SEQ = 2**63 - 1
+
+
 class StoreError(OSError):
     """The event database cannot be used; the message says why and what to do.
 
@@ -541,6 +545,8 @@ class EventStore:
 
     async def get_clip(self, seq: int) -> bytes | None:
         """The WAV clip of an event, or None when it has none or it expired (async)."""
+        if not 0 < seq <= MAX_SEQ:
+            return None  # no event has that number (and SQLite could not even look it up)
         return await self._call(self._get_clip_sync, seq)
 
     def _get_clip_sync(self, seq: int) -> bytes | None:

@@ -148,6 +148,20 @@ async def test_transcribe_bad_requests(make_client) -> None:
     assert resp.status == 400
     assert "supported: en" in (await resp.json())["error"]
 
+    # Malformed multipart bodies (found by the API fuzzer as 500s): the client's error.
+    resp = await client.post(
+        "/v1/transcribe", data=b"", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert resp.status == 400
+    assert "malformed multipart body" in (await resp.json())["error"]
+    resp = await client.post(
+        "/v1/transcribe",
+        data=b"--b1\r\n[]--b1--\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=b1"},
+    )
+    assert resp.status == 400
+    assert "malformed" in (await resp.json())["error"]
+
 
 async def test_transcribe_size_limit(make_client) -> None:
     """An audio part past the upload limit is refused with 413."""
