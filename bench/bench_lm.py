@@ -146,9 +146,7 @@ def main() -> None:
         f"{'batched (service batcher, all at once)':<44}{batched:>12.2f}{batched * tokens:>10.0f}"
     )
     print(f"{'one request at a time':<44}{single:>12.2f}{single * tokens:>10.0f}")
-    ratio = batched / single
-    verdict = "meets" if ratio >= 4 else "MISSES"
-    print(f"ratio {ratio:.1f}x ({verdict} the 4x target at batch {args.batch})")
+    print(f"ratio {batched / single:.1f}x at batch {args.batch}")
 
 
 if __name__ == "__main__":

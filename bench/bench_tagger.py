@@ -186,8 +186,7 @@ def main() -> None:
     )
     for name, rate in rows:
         print(f"{name:<58}{rate:>10.1f}{rate / single:>7.1f}x")
-    verdict = "meets" if ratio >= 5 else "MISSES"
-    print(f"ratio {ratio:.1f}x ({verdict} the 5x target at {args.clips} concurrent clips)")
+    print(f"ratio {ratio:.1f}x at {args.clips} concurrent clips")
 
 
 if __name__ == "__main__":

@@ -243,6 +243,7 @@ class ServiceProcess(ManagedProcess):
         extra_args: Sequence[str] = (),
         python: Path | str | None = None,
         env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         """A service with its own data dir and port (a free one unless given)."""
         self.data_dir = data_dir
@@ -252,7 +253,10 @@ class ServiceProcess(ManagedProcess):
         self.python = str(python or (SERVICE_PYTHON if SERVICE_PYTHON.exists() else sys.executable))
         self.extra_env = dict(env or {})
         super().__init__(
-            "model service", self._argv(), log_path=log_path or data_dir.parent / "service.log"
+            "model service",
+            self._argv(),
+            log_path=log_path or data_dir.parent / "service.log",
+            cwd=cwd,
         )
 
     def _argv(self) -> list[str]:

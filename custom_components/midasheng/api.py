@@ -26,6 +26,54 @@ SENSITIVITIES: Final = ("low", "medium", "high")
 SOURCE_KINDS: Final = ("ffmpeg", "push", "device")
 SOURCE_STATES: Final = ("connecting", "streaming", "retrying", "stopped", "idle")
 
+# What this integration reads of each object of the service's wire contract, by the name
+# of its schema in the service's OpenAPI document. tests/components/midasheng/test_contract.py
+# fails when a field here is missing from the recorded contract (renamed or removed there) or
+# when the contract requires a field not listed here.
+_MODEL_FIELDS: Final = frozenset({"name", "backend", "device"})
+WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
+    "Info": frozenset(
+        {"id", "name", "version", "api", "sample_rate", "categories", "models", "capabilities"}
+    ),
+    "Category": frozenset({"id", "name", "labels"}),
+    # Model descriptions are kept whole (`ModelInfo.details`), whatever they hold.
+    "TaggerInfo": _MODEL_FIELDS | {"window_seconds", "hop_seconds", "categories"},
+    "LMInfo": _MODEL_FIELDS | {"family", "max_new_tokens"},
+    "AsrInfo": _MODEL_FIELDS | {"languages", "phrases"},
+    "Source": frozenset(
+        {"id", "name", "kind", "url", "state", "error", "level_dbfs", "sensitivity", "persistent"}
+    ),
+    "Event": frozenset(
+        {
+            "seq",
+            "rev",
+            "id",
+            "source",
+            "category",
+            "label",
+            "score",
+            "start",
+            "end",
+            "duration",
+            "level_dbfs",
+            "has_clip",
+        }
+    ),
+    "EventPage": frozenset({"events", "last_seq"}),
+    "ClipEvent": frozenset({"category", "label", "score", "start", "end", "level_dbfs"}),
+    "Classification": frozenset({"duration", "level_dbfs", "events"}),
+    "Transcription": frozenset({"text", "language"}),
+    "Text": frozenset({"text"}),
+    "Error": frozenset({"error"}),
+    "WsEvent": frozenset({"type", "event", "replay"}),
+    "WsSource": frozenset({"type", "source"}),
+    "WsSourceRemoved": frozenset({"type", "source"}),
+    "WsLevel": frozenset({"type", "source", "dbfs"}),
+    "WsSubscribed": frozenset({"type", "last_seq"}),
+    "WsOverflow": frozenset({"type"}),
+    "WsError": frozenset({"type", "error"}),
+}
+
 
 class MidashengError(Exception):
     """Base class for every error the client raises."""
@@ -277,16 +325,14 @@ class SoundEvent:
     duration: float | None = None
     level_dbfs: float | None = None
     has_clip: bool = False
-    # Counter value of the event's latest change (its start or its end), when the service
-    # sends it; `seq` alone is enough to resume and deduplicate.
-    rev: int | None = None
+    # Counter value of the event's latest change: its start (= seq) or its end.
+    rev: int
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Build from the wire format."""
-        rev = data.get("rev")
         return cls(
-            rev=None if rev is None else int(rev),
+            rev=int(data["rev"]),
             seq=int(data["seq"]),
             id=str(data.get("id") or data["seq"]),
             source=str(data["source"]),
@@ -309,6 +355,7 @@ class SoundEvent:
         """Return the wire format."""
         return {
             "seq": self.seq,
+            "rev": self.rev,
             "id": self.id,
             "source": self.source,
             "category": self.category,
@@ -319,7 +366,7 @@ class SoundEvent:
             "duration": self.duration,
             "level_dbfs": self.level_dbfs,
             "has_clip": self.has_clip,
-        } | ({} if self.rev is None else {"rev": self.rev})
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,6 +46,7 @@ from .const import (
     STORAGE_VERSION,
     UNREACHABLE_ISSUE_AFTER,
 )
+from .resume import ResumeState, Verdict
 
 
 @dataclass(kw_only=True)
@@ -86,10 +87,6 @@ def _category_names(info: ServiceInfo) -> list[tuple[str, str]]:
     return [(category.id, category.name) for category in info.categories]
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
 def storage_key(entry_id: str) -> str:
     """Storage key of an entry's resume state."""
     return f"{DOMAIN}.{entry_id}"
@@ -98,25 +95,10 @@ def storage_key(entry_id: str) -> str:
 class MidashengCoordinator:
     """Keeps the state of one service from its WebSocket and tells entities what changed.
 
-    Every change to the service's event log has a `rev` from one growing counter; an event
-    keeps its `seq` (the counter's value at its start) and is sent again with a larger `rev`
-    when it ends. Replays come ordered by `rev`, so events that end in another order than they
-    started arrive out of `seq` order, and a message is judged by its event's own history:
-
-    - a `seq` not seen before is new: bus event "start" (and the event entity), and "end" too
-      when it has already ended (a binary sensor turns on only for an ongoing event);
-    - a `seq` still open here may end: bus event "end";
-    - a `rev` no newer than the one handled for its `seq`, or the change of an event that
-      already ended here, is a repeat from a resume and is dropped.
-
-    The seqs handled recently are remembered with their rev (at most SEEN_EVENTS_MAX, open
-    ones always); below `floor` every event counts as delivered. The cursor (`last_seq`: the
-    highest rev seen), the remembered seqs and the open ones are persisted, so a restarted
-    Home Assistant resumes with `after=<cursor>` without losing or repeating events.
-
-    A service that sends no `rev` is followed by `seq` alone: a seq above the last one is new,
-    an open one may end, anything else is a repeat; it is resumed just before the oldest
-    event still open here.
+    Which event messages are new, changes or repeats, and where a subscription resumes, is
+    decided by `ResumeState` (resume.py); it is persisted with the last sound of each source,
+    so a restarted Home Assistant resumes with `after=<cursor>` without losing or repeating
+    events.
     """
 
     def __init__(
@@ -141,14 +123,8 @@ class MidashengCoordinator:
         self.last_events: dict[str, SoundEvent] = {}
         self.latest: dict[tuple[str, str], SoundEvent] = {}
         self.connected = False
-        # The resume cursor: the highest value of the service's counter seen so far (a rev,
-        # or a seq for a service that sends no rev, or `subscribed.last_seq`).
-        self.last_seq: int | None = None
+        self.resume = ResumeState(max_seen=SEEN_EVENTS_MAX)
         self.reconnects = 0
-        self._open_seqs: set[int] = set()
-        # seq -> the rev handled last for it; `floor`: older seqs count as delivered.
-        self._seen: dict[int, int] = {}
-        self._floor: int | None = None
         self._open_events: dict[int, SoundEvent] = {}
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, storage_key(entry.entry_id)
@@ -257,11 +233,7 @@ class MidashengCoordinator:
         if not data:
             return
         try:
-            self.last_seq = _optional_int(data.get("last_seq"))
-            self._open_seqs = {int(seq) for seq in data.get("open_seqs", ())}
-            self._seen = {int(seq): int(rev) for seq, rev in data.get("seen", ())}
-            # Saved by a version without `floor`: every seq up to the last one was delivered.
-            self._floor = _optional_int(data.get("floor", self.last_seq))
+            self.resume = ResumeState.from_dict(data, max_seen=SEEN_EVENTS_MAX)
             self.last_events = {
                 source_id: SoundEvent.from_dict(event)
                 for source_id, event in data.get("last_events", {}).items()
@@ -269,18 +241,12 @@ class MidashengCoordinator:
             }
         except (KeyError, TypeError, ValueError) as err:
             LOGGER.warning("Ignoring unreadable resume state: %s", err)
-            self.last_seq = None
-            self._open_seqs = set()
-            self._seen = {}
-            self._floor = None
+            self.resume = ResumeState(max_seen=SEEN_EVENTS_MAX)
             self.last_events = {}
 
     def _data_to_store(self) -> dict[str, Any]:
         return {
-            "last_seq": self.last_seq,
-            "open_seqs": sorted(self._open_seqs),
-            "seen": [[seq, rev] for seq, rev in sorted(self._seen.items())],
-            "floor": self._floor,
+            **self.resume.as_dict(),
             "last_events": {
                 source_id: event.as_dict() for source_id, event in self.last_events.items()
             },
@@ -302,15 +268,6 @@ class MidashengCoordinator:
         self.connected = False
         await self._store.async_save(self._data_to_store())
         ir.async_delete_issue(self.hass, DOMAIN, self.unreachable_issue_id)
-
-    def _resume_after(self) -> int | None:
-        # The end of an event still open here has a larger rev than anything seen, so
-        # `after=<highest rev>` brings it back. Without a rev for an open event (a service
-        # that sends none, or state saved by an older version) its end can only be told by
-        # its seq: resume from just before the oldest open one and drop the repeats.
-        if self._open_seqs and not self._open_seqs <= self._seen.keys():
-            return min(self._open_seqs) - 1
-        return self.last_seq
 
     async def _async_run(self) -> None:
         delay = RECONNECT_MIN_DELAY
@@ -399,7 +356,7 @@ class MidashengCoordinator:
     # Messages
 
     def _begin_handshake(self) -> None:
-        self._resumed_from = self._resume_after()
+        self._resumed_from = self.resume.resume_after()
         self._handshake_seqs = set()
         self._handshake_sources = set()
 
@@ -430,62 +387,20 @@ class MidashengCoordinator:
         return False
 
     @callback
-    def _is_new(self, event: SoundEvent) -> bool | None:
-        """True for a new event, False for a change of an open one, None for a repeat."""
-        seq = event.seq
-        if event.rev is None:
-            # A service without revs sends seqs in order: one at or below the last seen and
-            # not open here was already delivered in its final form.
-            if self.last_seq is None or seq > self.last_seq:
-                self.last_seq = self._floor = seq
-                return True
-            return False if seq in self._open_seqs else None
-        rev = event.rev
-        handled = self._seen.get(seq)
-        if handled is not None and rev <= handled:
-            return None
-        if self.last_seq is None or rev > self.last_seq:
-            self.last_seq = rev
-        if seq in self._open_seqs:
-            return False
-        if handled is not None or (self._floor is not None and seq <= self._floor):
-            return None  # it ended here already, or is older than what is remembered
-        return True
-
-    @callback
-    def _remember(self, seq: int, rev: int) -> None:
-        self._seen[seq] = rev
-        excess = len(self._seen) - SEEN_EVENTS_MAX
-        if excess <= 0:
-            return
-        # Forget the oldest events that have ended; the floor keeps them delivered.
-        for old in sorted(self._seen):
-            if excess <= 0:
-                break
-            if old in self._open_seqs:
-                continue
-            del self._seen[old]
-            self._floor = old if self._floor is None else max(self._floor, old)
-            excess -= 1
-
-    @callback
     def _handle_event(self, event: SoundEvent, *, replay: bool) -> None:
         seq = event.seq
-        started = self._is_new(event)
-        if started is None:
+        verdict = self.resume.judge(seq, event.rev, ongoing=event.ongoing)
+        if verdict is Verdict.REPEAT:
             return
+        started = verdict is Verdict.NEW
         if started:
             self.last_events[event.source] = event
             self._fire(event, "start", replay)
         if event.ongoing:
-            self._open_seqs.add(seq)
             self._open_events[seq] = event
         else:
-            self._open_seqs.discard(seq)
             self._open_events.pop(seq, None)
             self._fire(event, "end", replay)
-        if event.rev is not None:
-            self._remember(seq, event.rev)
         self.latest[(event.source, event.category)] = event
         self._store.async_delay_save(self._data_to_store, STORAGE_SAVE_DELAY)
         self._notify(
@@ -546,7 +461,7 @@ class MidashengCoordinator:
         for seq, event in list(self._open_events.items()):
             if event.source == source_id:
                 del self._open_events[seq]
-                self._open_seqs.discard(seq)
+                self.resume.forget_open([seq])
         for key in [key for key in self.latest if key[0] == source_id]:
             del self.latest[key]
         if device := self.async_get_device(source_id):
@@ -556,25 +471,17 @@ class MidashengCoordinator:
 
     @callback
     def _handle_subscribed(self, last_seq: int) -> None:
-        if self.last_seq is not None and last_seq < self.last_seq:
+        ours = self.resume.last_seq
+        restarted, gone = self.resume.subscribed(
+            last_seq, resumed_from=self._resumed_from, replayed=self._handshake_seqs
+        )
+        if restarted:
             LOGGER.warning(
                 "The service's event log restarted (last seq %s, ours %s); following it",
                 last_seq,
-                self.last_seq,
+                ours,
             )
-            self.last_seq = self._floor = last_seq
-            self._seen.clear()
-            self._drop_open(self._open_seqs)
-        elif self._resumed_from is not None:
-            # An open event the replay should have brought back (it started after the resume
-            # point) but did not is gone from the service's log.
-            resumed_from = self._resumed_from
-            expected = {seq for seq in self._open_seqs if seq > resumed_from}
-            self._drop_open(expected - self._handshake_seqs)
-        self.last_seq = last_seq if self.last_seq is None else max(self.last_seq, last_seq)
-        if self._floor is None:
-            # First subscription: events that started before it are not delivered.
-            self._floor = self.last_seq
+        self._drop_open(gone)
         for source_id in set(self.sources) - self._handshake_sources:
             self._remove_source(source_id)
         self.async_remove_stale_devices()
@@ -584,7 +491,6 @@ class MidashengCoordinator:
     @callback
     def _drop_open(self, seqs: Iterable[int]) -> None:
         for seq in list(seqs):
-            self._open_seqs.discard(seq)
             if (event := self._open_events.pop(seq, None)) is not None:
                 self._notify(event.source, SourceUpdate(kind=UpdateKind.EVENT, event=event))
 
@@ -643,8 +549,8 @@ class MidashengCoordinator:
             "connected": self.connected,
             "reconnects": self.reconnects,
             "disconnected_since": self._disconnected_since,
-            "last_seq": self.last_seq,
-            "open_seqs": sorted(self._open_seqs),
+            "last_seq": self.resume.last_seq,
+            "open_seqs": sorted(self.resume.open_seqs),
             "levels": dict(self.levels),
             "last_events": {
                 source_id: event.as_dict() for source_id, event in self.last_events.items()

@@ -234,7 +234,7 @@ async def _async_recent_events(hass: HomeAssistant, call: ServiceCall) -> Servic
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt_util.get_default_time_zone())
     limit: int = call.data[ATTR_LIMIT]
-    after = max(0, (coordinator.last_seq or 0) - 1000)
+    after = max(0, (coordinator.resume.last_seq or 0) - 1000)
     try:
         page = await entry.runtime_data.client.events(
             after=after, limit=1000, source=source, category=category

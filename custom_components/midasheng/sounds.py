@@ -472,7 +472,7 @@ class SoundAssistant:
             if not sources:
                 return []
         source_param = next(iter(sources)) if sources and len(sources) == 1 else None
-        after = max(0, (coordinator.last_seq or 0) - EVENT_WINDOW)
+        after = max(0, (coordinator.resume.last_seq or 0) - EVENT_WINDOW)
         events: dict[int, SoundEvent] = {}
         for _ in range(EVENT_PAGES):
             page = await coordinator.client.events(

@@ -54,21 +54,23 @@ def event_message(
     score: float = 0.97,
     rev: int | None = None,
 ) -> dict[str, Any]:
-    """An `event` WebSocket message in the wire format (with `rev` when given)."""
-    message = copy.deepcopy(load_json("event_smoke_start.json"))
+    """An `event` WebSocket message as the service sends it, from the recorded start or end.
+
+    Only values change, never the shape. As in the service, an event's `seq` is the rev of
+    its start; its end defaults to the next rev (nothing else stored in between): pass `rev`
+    where other changes come between.
+    """
+    message = copy.deepcopy(load_json("ws_event_end.json" if ended else "ws_event_start.json"))
     event = message["event"]
     event.update(
         seq=seq,
+        rev=rev if rev is not None else seq + (1 if ended else 0),
         id=f"event-{seq}",
         source=source,
         category=category,
         label=category.replace("_", " ").capitalize(),
         score=score,
     )
-    if ended:
-        event.update(end="2026-11-22T10:00:11.500+00:00", duration=8.0)
-    if rev is not None:
-        event["rev"] = rev
     if replay:
         message["replay"] = True
     return message
@@ -310,22 +312,26 @@ def sound_event(
     duration: float | None = 40.0,
     has_clip: bool = True,
 ) -> dict[str, Any]:
-    """A stored event in the wire format, `minutes_ago` before now (ongoing without duration)."""
+    """A stored event as the service lists it (the recorded shape), `minutes_ago` before now
+    (ongoing without duration)."""
     start = dt_util.utcnow() - timedelta(minutes=minutes_ago)
     end = None if duration is None else start + timedelta(seconds=duration)
-    return {
-        "seq": seq,
-        "id": f"event-{seq}",
-        "source": source,
-        "category": category,
-        "label": category.replace("_", " ").capitalize(),
-        "score": 0.9,
-        "start": start.isoformat(),
-        "end": end.isoformat() if end else None,
-        "duration": duration,
-        "level_dbfs": -20.0,
-        "has_clip": has_clip,
-    }
+    event = copy.deepcopy(load_json("events.json")["events"][0])
+    event.update(
+        seq=seq,
+        rev=seq if end is None else seq + 1,
+        id=f"event-{seq}",
+        source=source,
+        category=category,
+        label=category.replace("_", " ").capitalize(),
+        score=0.9,
+        start=start.isoformat(),
+        end=end.isoformat() if end else None,
+        duration=duration,
+        level_dbfs=-20.0,
+        has_clip=has_clip,
+    )
+    return event
 
 
 @pytest.fixture

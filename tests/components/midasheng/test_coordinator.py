@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 import logging
 from typing import Any
 from unittest.mock import MagicMock, patch
@@ -29,6 +29,7 @@ from .conftest import SERVICE_ID, FakeService, event_message, get_device, handsh
 SMOKE = "binary_sensor.kitchen_smoke_alarm"
 LAST_SOUND = "sensor.kitchen_last_sound"
 EVENT = "event.kitchen_sound"
+RECORDED_START = load_json("ws_event_start.json")["event"]
 
 
 async def test_unavailable_until_subscribed(
@@ -81,9 +82,9 @@ async def test_event_start_and_end(
         "score": 0.97,
         "seq": 42,
         "event_id": "event-42",
-        "start": "2026-11-22T10:00:03.500000+00:00",
+        "start": datetime.fromisoformat(RECORDED_START["start"]).isoformat(),
         "end": None,
-        "level_dbfs": -18.2,
+        "level_dbfs": RECORDED_START["level_dbfs"],
         "replay": False,
     }
 
@@ -98,7 +99,8 @@ async def test_event_start_and_end(
     assert state.state == STATE_OFF
     assert state.attributes["score"] == 0.99
     assert [e.data["type"] for e in bus] == ["start", "end"]
-    assert bus[1].data["end"] == "2026-11-22T10:00:11.500000+00:00"
+    recorded_end = load_json("ws_event_end.json")["event"]["end"]
+    assert bus[1].data["end"] == datetime.fromisoformat(recorded_end).isoformat()
     # The event entity fires on starts only.
     assert hass.states.get(EVENT).state == event_state.state
 
@@ -184,25 +186,26 @@ async def test_disconnect_resume_and_recovery(
     assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
     assert hass.states.get(LAST_SOUND).state == STATE_UNAVAILABLE
     assert caplog.text.count("lost") == 1
-    # Resumed just before the event still open here (42), not after the last seq (43).
+    # Resumed after the last change seen (43's end, rev 44): the service replays every
+    # change with a higher rev, the end of event 42 (still open here) among them.
     assert [call.kwargs for call in mock_client.subscribe.call_args_list[-3:]] == [
-        {"after": 41},
-        {"after": 41},
-        {"after": 41},
+        {"after": 44},
+        {"after": 44},
+        {"after": 44},
     ]
     assert mock_client.info.await_count == 4
 
-    # The replay: 42 ended meanwhile, 43 is old news, 44 is new.
+    # The replay: 42 ended meanwhile (rev 46), 43 is old news, 45 is new.
     await fake_service.send(
-        event_message(42, ended=True, replay=True),
         event_message(43, "dog_bark", ended=True, replay=True),
-        event_message(44, "doorbell", replay=True),
-        *handshake(last_seq=44),
+        event_message(45, "doorbell", replay=True),
+        event_message(42, ended=True, replay=True, rev=46),
+        *handshake(last_seq=46),
     )
     await hass.async_block_till_done()
     assert hass.states.get(SMOKE).state == STATE_OFF
     assert hass.states.get("binary_sensor.kitchen_doorbell").state == STATE_ON
-    assert [(e.data["seq"], e.data["type"]) for e in bus[3:]] == [(42, "end"), (44, "start")]
+    assert [(e.data["seq"], e.data["type"]) for e in bus[3:]] == [(45, "start"), (42, "end")]
     assert caplog.text.count("restored") == 1
     assert init_integration.runtime_data.coordinator.reconnects == 3
 
@@ -498,7 +501,7 @@ async def test_diagnostics_state(
     await fake_service.send(event_message(42))
     data: dict[str, Any] = init_integration.runtime_data.coordinator.diagnostics()
     assert data["connected"]
-    assert data["last_seq"] == 42
+    assert data["last_seq"] == 42  # the rev of event 42's start
     assert data["open_seqs"] == [42]
 
 
@@ -551,7 +554,7 @@ async def test_replay_out_of_seq_order(
     assert hass.states.get(SMOKE).state == STATE_OFF
     assert hass.states.get(EVENT).attributes["seq"] == 42
     coordinator = init_integration.runtime_data.coordinator
-    assert coordinator.last_seq == 45
+    assert coordinator.resume.last_seq == 45
     assert coordinator.active_events() == []
 
     # The same replay again (a service resending from an older point) fires nothing.
@@ -630,7 +633,7 @@ async def test_event_started_before_subscribing_is_old_news(
     await fake_service.send(event_message(40, ended=True, rev=42))
     await hass.async_block_till_done()
     assert bus == []
-    assert init_integration.runtime_data.coordinator.last_seq == 42
+    assert init_integration.runtime_data.coordinator.resume.last_seq == 42
 
 
 async def test_seen_events_are_bounded(
@@ -639,18 +642,18 @@ async def test_seen_events_are_bounded(
     """Only the newest events are remembered; older ones count as delivered, open ones stay."""
     coordinator = init_integration.runtime_data.coordinator
     bus = async_capture_events(hass, EVENT_SOUND)
-    with patch("custom_components.midasheng.coordinator.SEEN_EVENTS_MAX", 3):
-        await fake_service.send(event_message(42, rev=42))
-        for seq in range(43, 48):
-            await fake_service.send(event_message(seq, "cat", ended=True, rev=seq))
-        assert sorted(coordinator._seen) == [42, 46, 47]
-        assert coordinator._floor == 45
-        # A forgotten event replayed again is old news; the open one still ends once.
-        await fake_service.send(
-            event_message(44, "cat", ended=True, replay=True, rev=44),
-            event_message(42, ended=True, rev=48),
-        )
-        await hass.async_block_till_done()
+    coordinator.resume.max_seen = 3
+    await fake_service.send(event_message(42, rev=42))
+    for seq in range(43, 48):
+        await fake_service.send(event_message(seq, "cat", ended=True, rev=seq))
+    assert sorted(coordinator.resume.seen) == [42, 46, 47]
+    assert coordinator.resume.floor == 45
+    # A forgotten event replayed again is old news; the open one still ends once.
+    await fake_service.send(
+        event_message(44, "cat", ended=True, replay=True, rev=44),
+        event_message(42, ended=True, rev=48),
+    )
+    await hass.async_block_till_done()
     assert [(e.data["seq"], e.data["type"]) for e in bus if e.data["seq"] in (42, 44)] == [
         (42, "start"),
         (44, "start"),
@@ -672,7 +675,7 @@ async def test_service_log_reset_with_revs(
     await fake_service.send(event_message(4, "cat", rev=4), event_message(4, "cat", rev=4))
     await hass.async_block_till_done()
     coordinator = init_integration.runtime_data.coordinator
-    assert coordinator.last_seq == 4
+    assert coordinator.resume.last_seq == 4
     assert hass.states.get(SMOKE).state == STATE_OFF
     assert hass.states.get("binary_sensor.kitchen_cat").state == STATE_ON
     assert [(e.data["seq"], e.data["type"]) for e in bus] == [

@@ -50,7 +50,7 @@ async def test_setup_and_unload(
     assert store._delay_handle is None
     assert store._unsub_final_write_listener is None
     data = hass_storage[f"{DOMAIN}.{init_integration.entry_id}"]["data"]
-    assert data["last_seq"] == 42
+    assert data["last_seq"] == 42  # the rev of event 42's start
     assert data["open_seqs"] == [42]
     assert data["last_events"]["kitchen"]["category"] == "cat"
     assert hass.states.get("binary_sensor.kitchen_smoke_alarm").state == "unavailable"
@@ -221,7 +221,8 @@ async def test_resume_after_restart(
     fake_service: FakeService,
     hass_storage: dict[str, Any],
 ) -> None:
-    """A restarted Home Assistant resumes before the oldest event it saw open."""
+    """A restarted Home Assistant resumes after the last change it saw; the replay ends what
+    ended meanwhile."""
     hass_storage[f"{DOMAIN}.{mock_config_entry.entry_id}"] = {
         "version": 1,
         "minor_version": 1,
@@ -229,9 +230,12 @@ async def test_resume_after_restart(
         "data": {
             "last_seq": 50,
             "open_seqs": [48, 49],
+            "seen": [[48, 48], [49, 49]],
+            "floor": 47,
             "last_events": {
                 "kitchen": {
                     "seq": 49,
+                    "rev": 49,
                     "id": "event-49",
                     "source": "kitchen",
                     "category": "dog_bark",
@@ -239,7 +243,7 @@ async def test_resume_after_restart(
                     "score": 0.8,
                     "start": "2026-11-22T09:00:00+00:00",
                 },
-                "garage": {"seq": 40, "source": "garage", "category": "cat"},
+                "garage": {"seq": 40, "rev": 41, "source": "garage", "category": "cat"},
             },
         },
     }
@@ -247,16 +251,18 @@ async def test_resume_after_restart(
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     await fake_service.wait_subscriptions(1)
-    assert fake_service.subscriptions == [47]
-    await fake_service.send(*handshake(last_seq=50))
+    assert fake_service.subscriptions == [50]
+    await fake_service.send(
+        event_message(48, "dog_bark", ended=True, replay=True, rev=51), *handshake(last_seq=51)
+    )
     await hass.async_block_till_done()
     state = hass.states.get("sensor.kitchen_last_sound")
     assert state.state == "dog_bark"
     assert state.attributes["event_id"] == "event-49"
     coordinator = mock_config_entry.runtime_data.coordinator
     assert "garage" not in coordinator.last_events
-    # Neither open event came back in the replay: they are gone from the service's log.
-    assert coordinator.diagnostics()["open_seqs"] == []
+    # 48 ended meanwhile; 49 has not (its end would have come with a rev above 50).
+    assert coordinator.diagnostics()["open_seqs"] == [49]
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -73,7 +73,8 @@ async def test_last_sound(
     state = hass.states.get("sensor.kitchen_last_sound")
     assert state.state == "dog_bark"
     assert state.attributes["seq"] == 42
-    assert state.attributes["start"] == "2026-11-22T10:00:03.500000+00:00"
+    recorded = load_json("ws_event_start.json")["event"]["start"]
+    assert state.attributes["start"] == datetime.fromisoformat(recorded).isoformat()
     await fake_service.send(event_message(42, "dog_bark", ended=True))
     await hass.async_block_till_done()
     assert hass.states.get("sensor.kitchen_last_sound").state == "dog_bark"

@@ -52,7 +52,8 @@ async def test_entity(
     entity_registry: er.EntityRegistry,
 ) -> None:
     """The entity takes 16 kHz 16-bit mono WAV in the service's languages."""
-    mock_client.info.return_value = _info(languages=["en", "de"])
+    # A recognizer that takes no phrase lists (Whisper, say).
+    mock_client.info.return_value = _info(languages=["en", "de"], phrases=False)
     await _setup(hass, mock_config_entry, fake_service)
     entity = stt.async_get_speech_to_text_entity(hass, ENTITY_ID)
     assert entity is not None
