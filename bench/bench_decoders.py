@@ -9,8 +9,8 @@ hidden 3584, 28 heads, 4 KV heads), fed a prompt as long as the service sends fo
 generated tokens per second batched, the same requests one at a time, their ratio, and the
 time to the first token of a batch.
 
-A GPU run (the device machines have PyTorch 2.11 with CUDA 13; carry this repository's
-pinned transformers and its dependencies as wheels):
+A GPU run (a machine with PyTorch 2.11 and CUDA 13, and this repository's pinned transformers
+and its dependencies installed; `scripts/bench-gpu` runs it with the tagger benchmark):
     python bench/bench_decoders.py --device cuda --dtype bfloat16
 `--smoke` runs tiny shapes on any machine (the tests do, to keep this script working).
 """
