@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from model_service.models.devices import (
     torch_device,
     torch_dtype,
 )
+from model_service.models.hub import check_model_folder, read_config
 from model_service.models.lm.base import (
     SAMPLE_RATE,
     TASK_CAPTION,
@@ -130,26 +130,8 @@ class TransformersAudioLM(AudioLMBase):
 
     @staticmethod
     def _load_config(spec: str, trust_remote_code: bool) -> Any:
-        from transformers import AutoConfig
-
-        if spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists():
-            folder = Path(spec).expanduser()
-            if not folder.is_dir():
-                raise LMLoadError(f"model folder {spec} does not exist")
-            if not (folder / "config.json").is_file():
-                raise LMLoadError(
-                    f"{spec} is not a transformers model folder: it has no config.json"
-                )
-        try:
-            return AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
-        except ValueError as err:
-            if "trust_remote_code" in str(err):
-                raise LMLoadError(
-                    f"{spec} runs its own model code; start with --trust-remote-code if you trust it"
-                ) from err
-            raise LMLoadError(f"cannot read the config of {spec}: {err}") from err
-        except Exception as err:
-            raise LMLoadError(f"cannot load {spec}: {err}") from err
+        check_model_folder(spec, LMLoadError)
+        return read_config(spec, trust_remote_code=trust_remote_code, error=LMLoadError)
 
     @staticmethod
     def _load_processor(spec: str, trust_remote_code: bool) -> tuple[Any, Any]:

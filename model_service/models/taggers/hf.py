@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import logging
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from model_service.models.devices import (
     torch_device,
     torch_dtype,
 )
+from model_service.models.hub import check_model_folder, read_config
 from model_service.models.taggers.base import (
     SAMPLE_RATE,
     Detection,
@@ -212,10 +212,6 @@ def serve_shipped_labels(spec: str) -> bool:
     cached_file._shipped_labels = True  # type: ignore[attr-defined]
     module.__dict__["cached_file"] = cached_file
     return True
-
-
-def _is_local_path(spec: str) -> bool:
-    return spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists()
 
 
 class _AstFilterbank:
@@ -450,28 +446,10 @@ class TransformersTagger:
 
     @staticmethod
     def _load_config(spec: str, trust_remote_code: bool) -> Any:
-        from transformers import AutoConfig
-
-        if _is_local_path(spec):
-            folder = Path(spec).expanduser()
-            if not folder.is_dir():
-                raise TaggerLoadError(f"model folder {spec} does not exist")
-            if not (folder / "config.json").is_file():
-                raise TaggerLoadError(
-                    f"{spec} is not a transformers model folder: it has no config.json"
-                )
+        check_model_folder(spec, TaggerLoadError)
         if trust_remote_code:
             serve_shipped_labels(spec)
-        try:
-            config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
-        except ValueError as err:
-            if "trust_remote_code" in str(err):
-                raise TaggerLoadError(
-                    f"{spec} runs its own model code; start with --trust-remote-code if you trust it"
-                ) from err
-            raise TaggerLoadError(f"cannot read the config of {spec}: {err}") from err
-        except Exception as err:
-            raise TaggerLoadError(f"cannot load {spec}: {err}") from err
+        config = read_config(spec, trust_remote_code=trust_remote_code, error=TaggerLoadError)
         model_type = getattr(config, "model_type", None)
         auto_map = getattr(config, "auto_map", None)
         if not is_audio_classifier(model_type, auto_map, getattr(config, "architectures", None)):
