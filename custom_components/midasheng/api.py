@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 import json
@@ -60,8 +60,6 @@ WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
         }
     ),
     "EventPage": frozenset({"events", "last_seq"}),
-    "ClipEvent": frozenset({"category", "label", "score", "start", "end", "level_dbfs"}),
-    "Classification": frozenset({"duration", "level_dbfs", "events"}),
     "Transcription": frozenset({"text", "language"}),
     "Text": frozenset({"text"}),
     "Error": frozenset({"error"}),
@@ -378,27 +376,6 @@ class EventPage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClipEvent:
-    """An event found in an uploaded clip; start/end are seconds from the clip's start."""
-
-    category: str
-    label: str
-    score: float
-    start: float
-    end: float | None
-    level_dbfs: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Classification:
-    """What `/v1/classify` found in a clip."""
-
-    duration: float
-    level_dbfs: float | None
-    events: tuple[ClipEvent, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Transcription:
     """Speech to text result."""
 
@@ -543,9 +520,8 @@ class MidashengClient:
         data: Any = None,
         content_type: str | None = None,
         request_timeout: float | None = None,
-        raw: bool = False,
     ) -> Any:
-        """Send a request; return decoded JSON (or bytes with `raw`), mapping every failure."""
+        """Send a request; return decoded JSON (None for 204), mapping every failure."""
         headers = self._headers
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -566,8 +542,8 @@ class MidashengClient:
 
         if status >= 400:
             raise self._error_for(status, body, resp_headers)
-        if raw or status == 204:
-            return body
+        if status == 204:
+            return None
         if resp_type != "application/json":
             raise MidashengResponseError(
                 f"{url.path} answered {resp_type or 'no content type'}, not JSON", status
@@ -598,11 +574,6 @@ class MidashengClient:
         return MidashengResponseError(message, status)
 
     # REST
-
-    async def health(self) -> bool:
-        """Whether the service answers its liveness probe (no token needed)."""
-        data = await self._request("GET", "health")
-        return bool(data.get("status") == "ok")
 
     async def info(self) -> ServiceInfo:
         """The service's id, version, categories, models and capabilities."""
@@ -683,42 +654,6 @@ class MidashengClient:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise MidashengResponseError(f"unexpected /v1/events answer: {err!r}") from err
-
-    async def clip(self, seq: int) -> bytes:
-        """The WAV clip kept for an event."""
-        return bytes(await self._request("GET", "events", seq, "clip", raw=True))
-
-    async def classify(
-        self, audio: bytes, *, content_type: str = "audio/wav", sensitivity: str | None = None
-    ) -> Classification:
-        """Detect sound events in a clip (a file, or L16 PCM with its content type)."""
-        params = {"sensitivity": sensitivity} if sensitivity else None
-        data = await self._request(
-            "POST",
-            "classify",
-            params=params,
-            data=audio,
-            content_type=content_type,
-            request_timeout=self._audio_timeout,
-        )
-        try:
-            return Classification(
-                duration=float(data["duration"]),
-                level_dbfs=_float(data.get("level_dbfs")),
-                events=tuple(
-                    ClipEvent(
-                        category=str(e["category"]),
-                        label=str(e.get("label", "")),
-                        score=float(e["score"]),
-                        start=float(e["start"]),
-                        end=_float(e.get("end")),
-                        level_dbfs=_float(e.get("level_dbfs")),
-                    )
-                    for e in data["events"]
-                ),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise MidashengResponseError(f"unexpected /v1/classify answer: {err!r}") from err
 
     async def _lm_request(
         self,
@@ -876,21 +811,5 @@ class MidashengClient:
             raise MidashengConnectionError(
                 f"the service closed the connection (code {ws.close_code})"
             )
-        finally:
-            await ws.close()
-
-    async def push_audio(
-        self, source_id: str, chunks: AsyncIterable[bytes], *, rate: int = 16000
-    ) -> None:
-        """Stream s16le mono PCM at `rate` into a push source, then stop it."""
-        ws = await self._ws_connect()
-        try:
-            await ws.send_json({"type": "push_start", "source": source_id, "rate": rate})
-            async for chunk in chunks:
-                if chunk:
-                    await ws.send_bytes(chunk)
-            await ws.send_json({"type": "push_stop", "source": source_id})
-        except (aiohttp.ClientError, ConnectionError) as err:
-            raise MidashengConnectionError(f"pushing audio failed: {err}") from err
         finally:
             await ws.close()

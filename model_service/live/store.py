@@ -482,10 +482,6 @@ class EventStore:
         if self._clip_total > self.clip_max_bytes:
             self._prune_sync()
 
-    async def get_event(self, seq: int) -> StoredEvent | None:
-        """One stored event by seq, or None."""
-        return await self._call(self._get_sync, seq)
-
     def _get_sync(self, seq: int) -> StoredEvent | None:
         row = self._db().execute(_SELECT_SEQ, (seq,)).fetchone()
         return None if row is None else _row_event(row)

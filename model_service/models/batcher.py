@@ -70,11 +70,6 @@ class DynamicBatcher(Generic[T, R]):
         self._executor: ThreadPoolExecutor | None = None
         self._batch_seconds = 0.05
 
-    @property
-    def depth(self) -> int:
-        """Items waiting (not yet handed to the worker)."""
-        return len(self._queue)
-
     def start(self) -> None:
         """Start the gathering loop and the worker thread."""
         if self._task is not None:

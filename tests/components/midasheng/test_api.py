@@ -9,13 +9,12 @@ import json
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
 
-from aiohttp import ClientSession, WSMsgType, web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 import pytest
 
 from custom_components.midasheng.api import (
     API_VERSION,
-    ClipEvent,
     ErrorMessage,
     EventMessage,
     LevelMessage,
@@ -77,7 +76,6 @@ class Service:
     def app(self) -> web.Application:
         """The aiohttp application."""
         app = web.Application(middlewares=[self.middleware])
-        app.router.add_get("/v1/health", self.health)
         app.router.add_get("/v1/info", self.info)
         app.router.add_get("/v1/sources", self.list_sources)
         app.router.add_post("/v1/sources", self.create_source)
@@ -85,8 +83,6 @@ class Service:
         app.router.add_patch("/v1/sources/{id}", self.patch_source)
         app.router.add_delete("/v1/sources/{id}", self.delete_source)
         app.router.add_get("/v1/events", self.events)
-        app.router.add_get("/v1/events/{seq}/clip", self.clip)
-        app.router.add_post("/v1/classify", self.classify)
         app.router.add_post("/v1/describe", self.lm)
         app.router.add_post("/v1/ask", self.lm)
         app.router.add_post("/v1/transcribe", self.transcribe)
@@ -105,9 +101,6 @@ class Service:
         else:
             body = await request.read()
         self.requests.append((request.method, request.path, dict(request.query), body))
-
-    async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
 
     async def info(self, request: web.Request) -> web.Response:
         return web.json_response(load_json("info.json"))
@@ -165,32 +158,6 @@ class Service:
             }
         )
 
-    async def clip(self, request: web.Request) -> web.Response:
-        if request.match_info["seq"] != "42":
-            return web.json_response({"error": "no such event or clip expired"}, status=404)
-        return web.Response(body=b"RIFF....WAVEfmt ", content_type="audio/wav")
-
-    async def classify(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        if not self.requests[-1][3]:
-            return web.json_response({"error": "empty audio"}, status=400)
-        return web.json_response(
-            {
-                "duration": 12.0,
-                "level_dbfs": -23.4,
-                "events": [
-                    {
-                        "category": "smoke_alarm",
-                        "label": "Smoke detector, smoke alarm",
-                        "score": 0.97,
-                        "start": 3.5,
-                        "end": 11.5,
-                        "level_dbfs": -18.2,
-                    }
-                ],
-            }
-        )
-
     async def lm(self, request: web.Request) -> web.Response:
         await self._record(request)
         return web.json_response({"text": f"answer from {request.path}"})
@@ -202,13 +169,6 @@ class Service:
     async def ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        if self.ws_script == ["push"]:
-            async for message in ws:
-                if message.type is WSMsgType.BINARY:
-                    self.ws_received.append(message.data)
-                else:
-                    self.ws_received.append(json.loads(message.data))
-            return ws
         self.ws_received.append(await ws.receive_json())
         for item in self.ws_script:
             if isinstance(item, bytes):
@@ -249,7 +209,6 @@ async def test_info_and_health(service, session) -> None:
     _, server = service
     client = make_client(server, session)
     assert client.url == str(server.make_url("")).rstrip("/")
-    assert await client.health()
     info = await client.info()
     assert info.id == "3f0c9d2e8a7b4c1d9e6f5a4b3c2d1e0f"
     assert info.compatible
@@ -270,10 +229,9 @@ async def test_info_and_health(service, session) -> None:
 
 
 async def test_auth_errors(service, session) -> None:
-    """A missing or wrong token raises MidashengAuthError; health needs none."""
+    """A missing or wrong token raises MidashengAuthError."""
     _, server = service
     client = make_client(server, session, token=None)
-    assert await client.health()
     with pytest.raises(MidashengAuthError, match="missing or wrong token"):
         await client.info()
     with pytest.raises(MidashengAuthError):
@@ -336,32 +294,6 @@ async def test_events_and_clip(service, session) -> None:
     assert SoundEvent.from_dict(second.as_dict()) == second
     await client.events()
     assert svc.requests[-1][2] == {}
-
-    assert (await client.clip(42)).startswith(b"RIFF")
-    with pytest.raises(MidashengNotFoundError):
-        await client.clip(7)
-
-
-async def test_classify(service, session) -> None:
-    """Audio is posted with its content type; events come back typed."""
-    svc, server = service
-    client = make_client(server, session)
-    result = await client.classify(b"RIFFdata", sensitivity="high")
-    assert svc.requests[-1][2] == {"sensitivity": "high"}
-    assert svc.requests[-1][3] == b"RIFFdata"
-    assert result.duration == 12.0
-    assert result.events == (
-        ClipEvent(
-            category="smoke_alarm",
-            label="Smoke detector, smoke alarm",
-            score=0.97,
-            start=3.5,
-            end=11.5,
-            level_dbfs=-18.2,
-        ),
-    )
-    with pytest.raises(MidashengResponseError, match="empty audio"):
-        await client.classify(b"", content_type="audio/L16;rate=16000;channels=1")
 
 
 async def test_describe_ask_transcribe(service, session) -> None:
@@ -438,7 +370,6 @@ async def test_error_answers(service, session, response, error, match) -> None:
         ("/v1/info", {"name": "no id"}, "info"),
         ("/v1/sources", {"items": []}, "sources"),
         ("/v1/events", {"events": [{"seq": 1}]}, "events"),
-        ("/v1/classify", {"events": []}, "classify"),
         ("/v1/describe", {"caption": "x"}, "describe"),
         ("/v1/transcribe", {"words": []}, "transcribe"),
     ],
@@ -449,7 +380,7 @@ async def test_malformed_answers(service, session, path, body, call) -> None:
     svc.override[path] = web.json_response(body)
     client = make_client(server, session)
     with pytest.raises(MidashengResponseError, match="unexpected"):
-        if call in ("classify", "describe", "transcribe"):
+        if call in ("describe", "transcribe"):
             await getattr(client, call)(b"wav")
         else:
             await getattr(client, call)()
@@ -545,41 +476,6 @@ async def test_subscribe_handshake_errors(service, session) -> None:
     with pytest.raises(MidashengConnectionError, match="handshake"):
         async for _ in make_client(server, session).subscribe():
             pass
-
-
-async def test_push_audio(service, session) -> None:
-    """Pushed PCM goes out as binary frames between push_start and push_stop."""
-    svc, server = service
-    svc.ws_script = ["push"]
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield b"\x00\x01"
-        yield b""
-        yield b"\x02\x03"
-
-    await make_client(server, session).push_audio("hall", chunks(), rate=8000)
-    for _ in range(100):
-        if len(svc.ws_received) == 4:
-            break
-        await asyncio.sleep(0.01)
-    assert svc.ws_received == [
-        {"type": "push_start", "source": "hall", "rate": 8000},
-        b"\x00\x01",
-        b"\x02\x03",
-        {"type": "push_stop", "source": "hall"},
-    ]
-
-
-async def test_push_audio_connection_lost(service, session) -> None:
-    """A failure while pushing raises MidashengConnectionError."""
-    _, server = service
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield b"\x00\x01"
-        raise ConnectionResetError("gone")
-
-    with pytest.raises(MidashengConnectionError, match="pushing audio failed"):
-        await make_client(server, session).push_audio("hall", chunks())
 
 
 @pytest.mark.parametrize(
