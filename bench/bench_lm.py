@@ -76,7 +76,14 @@ async def measure(
     await lm.start()
     best = {"batched": 0.0, "single": 0.0}
     try:
-        await asyncio.gather(*(one(lm, c, q) for c, q in work))  # warm-up
+        # Both paths must answer the same before either is timed (greedy decoding; left
+        # padding and attention masks keep a batched prompt's answer its own).
+        together = await asyncio.gather(*(one(lm, c, q) for c, q in work))
+        alone = [await one(lm, c, q) for c, q in work]
+        differ = sum(a != b for a, b in zip(together, alone, strict=True))
+        if differ:
+            raise SystemExit(f"{differ} of {len(work)} answers differ batched and one at a time")
+        print(f"batched and one-at-a-time answers agree on all {len(work)} requests")
         for _ in range(trials):
             await one(lm, *work[0])
             started = time.perf_counter()

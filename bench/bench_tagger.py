@@ -90,6 +90,22 @@ def make_pipeline(folder: Path, device: str, dtype: Any) -> Callable[[np.ndarray
     return lambda clip: classify({"raw": clip, "sampling_rate": RATE})
 
 
+def check_same(tagger: TransformersTagger, audio: list[np.ndarray]) -> float:
+    """Largest score difference between the service's batched path and the model run on its
+    own feature extractor's output one clip at a time, over every label (must be tiny)."""
+    import torch
+
+    batched = tagger.scores([Window(a) for a in audio[:8]])
+    worst = 0.0
+    for row, clip in enumerate(audio[:8]):
+        features = tagger.extractor(clip, sampling_rate=RATE, return_tensors="pt")
+        with torch.inference_mode():
+            logits = tagger.model(**{k: v.to(tagger.device) for k, v in features.items()}).logits
+        reference = torch.sigmoid(logits.float()).cpu().numpy()[0]
+        worst = max(worst, float(np.abs(batched[row] - reference).max()))
+    return worst
+
+
 async def measure(
     tagger: TransformersTagger,
     classify: Callable[[np.ndarray], object],
@@ -171,6 +187,12 @@ def main() -> None:
             f"{tagger.info.window_seconds:g} s clips, {args.clips} concurrent, best of {args.rounds} trials"
         )
         classify = make_pipeline(folder, tagger.device, tagger.dtype)
+        diff = check_same(tagger, audio)
+        print(
+            f"the batched path agrees with the model clip by clip: max score difference {diff:.1g}"
+        )
+        if diff > 1e-4:
+            raise SystemExit(f"the batched path disagrees (max score difference {diff:.2g})")
         rates = asyncio.run(measure(tagger, classify, audio, args.rounds))
         tagger.close()
     batched, own_features, single = rates["service"], rates["own_features"], rates["pipeline"]
