@@ -39,6 +39,7 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.CONVERSATION,
     Platform.EVENT,
+    Platform.SELECT,
     Platform.SENSOR,
     Platform.STT,
 ]
@@ -119,7 +120,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) ->
         entry_type=dr.DeviceEntryType.SERVICE,
     )
     coordinator.async_remove_stale_devices()
-    await coordinator.async_push_sensitivity()
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 

@@ -34,7 +34,6 @@ from .api import (
     WsMessage,
 )
 from .const import (
-    CONF_SENSITIVITY,
     DOMAIN,
     EVENT_SOUND,
     ISSUE_UNREACHABLE,
@@ -136,7 +135,6 @@ class MidashengCoordinator:
         self._lost_logged = False
         self._unreachable_issue = False
         self._overflowed = False
-        self._sensitivity_pending: set[str] = set()
         # Handshake bookkeeping: what the service sent between subscribe and "subscribed".
         self._resumed_from: int | None = None
         self._handshake_seqs: set[int] = set()
@@ -442,10 +440,6 @@ class MidashengCoordinator:
             LOGGER.debug("Source %s appeared", source.id)
             for listener in list(self._new_source_listeners):
                 listener(source.id)
-            if self._wants_sensitivity(source):
-                self.entry.async_create_task(
-                    self.hass, self.async_push_sensitivity([source]), f"{DOMAIN} sensitivity"
-                )
             return
         if previous.name != source.name and (device := self.async_get_device(source.id)):
             dr.async_get(self.hass).async_update_device(device.id, name=source.name)
@@ -510,36 +504,11 @@ class MidashengCoordinator:
 
     # Sensitivity
 
-    def _wants_sensitivity(self, source: Source) -> bool:
-        wanted = self.entry.options.get(CONF_SENSITIVITY)
-        return (
-            wanted is not None
-            and source.sensitivity != wanted
-            and source.id not in self._sensitivity_pending
-        )
-
-    async def async_push_sensitivity(self, sources: Iterable[Source] | None = None) -> None:
-        """Apply the configured sensitivity to sources that differ (all of them by default)."""
-        targets = [
-            source
-            for source in (self.sources.values() if sources is None else sources)
-            if self._wants_sensitivity(source)
-        ]
-        if targets:
-            await asyncio.gather(*(self._async_push_one(source.id) for source in targets))
-
-    async def _async_push_one(self, source_id: str) -> None:
-        sensitivity = self.entry.options[CONF_SENSITIVITY]
-        self._sensitivity_pending.add(source_id)
-        try:
-            source = await self.client.update_source(source_id, sensitivity=sensitivity)
-        except MidashengError as err:
-            LOGGER.warning("Could not set the sensitivity of %s: %s", source_id, err)
-            return
-        finally:
-            self._sensitivity_pending.discard(source_id)
+    async def async_set_sensitivity(self, source_id: str, sensitivity: str) -> None:
+        """Change a source's sensitivity on the service (which keeps it); MidashengError."""
+        source = await self.client.update_source(source_id, sensitivity=sensitivity)
         if source_id in self.sources:
-            self.sources[source_id] = source
+            self._handle_source(source)
 
     # Diagnostics
 

@@ -20,7 +20,6 @@ from custom_components.midasheng.api import (
     Category,
     MidashengAuthError,
     MidashengConnectionError,
-    MidashengResponseError,
 )
 from custom_components.midasheng.const import CONF_SENSITIVITY, DOMAIN, EVENT_SOUND
 
@@ -435,35 +434,26 @@ async def test_source_gone_while_disconnected(
     assert hass.states.get(SMOKE).state == STATE_OFF
 
 
-@pytest.mark.parametrize("patch_error", [None, MidashengResponseError("boom", 500)])
-async def test_sensitivity_pushed_to_new_sources(
+async def test_options_sensitivity_leaves_sources_alone(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
     mock_client: MagicMock,
     fake_service: FakeService,
-    patch_error: Exception | None,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The configured sensitivity is applied to sources that differ, old and new."""
+    """The service owns each source's sensitivity: the entry's option (the sensitivity of
+    sources added from Home Assistant) is never written over a source's own value."""
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(mock_config_entry, options={CONF_SENSITIVITY: "high"})
-    hall = mock_client.sources.return_value[1]
-    mock_client.sources.return_value[1] = replace(hall, sensitivity="high")
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    assert [call.args for call in mock_client.update_source.await_args_list] == [("kitchen",)]
-
-    if patch_error:
-        mock_client.update_source.side_effect = patch_error
     await fake_service.wait_subscriptions(1)
     await fake_service.send(*handshake())
     garage = {**load_json("sources.json")["sources"][0], "id": "garage", "name": "Garage"}
     await fake_service.send({"type": "source", "source": garage})
     await hass.async_block_till_done()
-    assert mock_client.update_source.await_args.args == ("garage",)
-    assert mock_client.update_source.await_args.kwargs == {"sensitivity": "high"}
-    if patch_error:
-        assert "Could not set the sensitivity of garage: boom" in caplog.text
+    mock_client.update_source.assert_not_awaited()
+    coordinator = mock_config_entry.runtime_data.coordinator
+    assert {s.sensitivity for s in coordinator.sources.values()} == {"medium"}
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
 
 
