@@ -41,10 +41,8 @@ import os
 from pathlib import Path
 import random
 import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +51,7 @@ import aiohttp
 import numpy as np
 
 from devtools import synth
+from devtools.harness import ServiceProcess
 from devtools.scoring import frames_for_clip
 from model_service.detection.events import EventTracker
 from model_service.models.taggers import load_tagger
@@ -162,75 +161,6 @@ def analyse_offline(tagger, scene: Scene, key: str) -> None:
 
 
 # -- the service -------------------------------------------------------------------------------
-
-
-class Service:
-    """`python -m model_service` in a subprocess on a free port."""
-
-    def __init__(self, data_dir: str, extra: list[str], torch_threads: int) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-        env.pop("MIDASHENG_TOKEN", None)
-        if torch_threads > 0:
-            env["OMP_NUM_THREADS"] = str(torch_threads)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "model_service",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                data_dir,
-                "--no-zeroconf",
-                "--asr",
-                "none",
-                "--tagger",
-                "builtin",
-                *extra,
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until the service logs Ready."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "Ready" in line:
-                # Keep reading its log, or a full pipe would stall the service.
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-            if not line and self.proc.poll() is not None:
-                raise RuntimeError("the service exited before it was ready")
-        raise TimeoutError("the service did not become ready")
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "ERROR" in line or "Traceback" in line:
-                print("service:", line.rstrip(), file=sys.stderr)
-
-    def stop(self) -> None:
-        """SIGTERM, then wait."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-# -- one trial ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -538,13 +468,25 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as data_dir:
-        service = Service(data_dir, args.service_arg, args.torch_threads)
-        try:
-            service.wait_ready()
-            asyncio.run(search(service.base, scenes, args, service.proc.pid))
-        finally:
-            service.stop()
+        asyncio.run(_run_search(Path(data_dir), scenes, args))
     return 0
+
+
+async def _run_search(data_dir: Path, scenes: list[Scene], args: argparse.Namespace) -> None:
+    """The live service as a real process (the harness's), searched for its capacity."""
+    threads = {"OMP_NUM_THREADS": str(args.torch_threads)} if args.torch_threads > 0 else {}
+    service = ServiceProcess(
+        data_dir / "data",
+        extra_args=["--tagger", "builtin", *args.service_arg],
+        env=threads,
+        log_path=data_dir / "service.log",
+    )
+    await service.start()
+    try:
+        assert service.proc is not None
+        await search(service.url, scenes, args, service.proc.pid)
+    finally:
+        await service.stop()
 
 
 if __name__ == "__main__":

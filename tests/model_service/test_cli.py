@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
+import aiohttp
 import pytest
 
+from devtools.harness import ServiceProcess
 from model_service import __version__
 from model_service.__main__ import parse_config
 from model_service.config import ConfigError, build_config, is_loopback, load_file
@@ -109,56 +106,20 @@ def test_bad_config_values(tmp_path: Path) -> None:
     assert "cannot read config file" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_real_process_logs_ready_and_enforces_token(tmp_path: Path) -> None:
+async def test_real_process_logs_ready_and_enforces_token(tmp_path: Path) -> None:
     """A real process on a real socket: logs Ready, refuses a wrong token, stops on SIGTERM."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "model_service",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path),
-            "--token",
-            "t0k3n",
-            "--no-zeroconf",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = ServiceProcess(tmp_path / "data", token="t0k3n", extra_args=["--asr", "pocketsphinx"])
+    await proc.start(timeout=90)
     try:
-        deadline = time.monotonic() + 90
-        lines = []
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Ready" in line:
-                break
-        assert any("Ready" in line for line in lines), "".join(lines)
-        base = f"http://127.0.0.1:{port}"
-        with urllib.request.urlopen(f"{base}/v1/health", timeout=5) as resp:
-            assert json.loads(resp.read()) == {"status": "ok"}
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(f"{base}/v1/info", timeout=5)
-        assert err.value.code == 401
-        req = urllib.request.Request(f"{base}/v1/info", headers={"Authorization": "Bearer t0k3n"})
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            assert json.loads(resp.read())["sample_rate"] == 16000
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{proc.url}/v1/health") as resp:
+                assert await resp.json() == {"status": "ok"}
+            async with http.get(f"{proc.url}/v1/info") as resp:
+                assert resp.status == 401
+            headers = {"Authorization": "Bearer t0k3n"}
+            async with http.get(f"{proc.url}/v1/info", headers=headers) as resp:
+                assert (await resp.json())["sample_rate"] == 16000
     finally:
-        proc.terminate()
-        assert proc.wait(30) == 0
+        status = await proc.stop()
+    assert status == 0, proc.log_tail()
+    assert "Ready" in proc.log_tail(), proc.log_tail()
