@@ -8,6 +8,10 @@ window ending there. Measured on one core (torch.set_num_threads(1)):
 - speech: the tagger's VAD (gated, cached encoder outputs and recurrent state, batched) vs
   the naive way, silero-vad run on the last second of every window, one window at a time.
 
+The cached and uncached signal detectors must give identical detections before they are
+timed. The naive VAD is not the same detector (no warm-up, no gating), so it is timed as the
+cost of the plain approach only.
+
 Run: `.venv-svc/bin/python bench/bench_builtin.py [--seconds 60] [--streams 8] [--repeat 3]`.
 """
 
@@ -67,20 +71,30 @@ def best_of(
 def run_tagger(tagger: BuiltinTagger, batches: list[list[Window]]) -> tuple[float, float]:
     """Feed every batch; return (total seconds, seconds spent in speech detection)."""
     spent = [0.0]
-    original: Callable[..., Any] = tagger._speech  # measured separately
+    speech = tagger._speech  # measured separately
+    if speech is not None:
+        original: Callable[..., Any] = speech.score
 
-    def timed(*args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return original(*args)
-        finally:
-            spent[0] += time.perf_counter() - start
+        def timed(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args)
+            finally:
+                spent[0] += time.perf_counter() - start
 
-    tagger._speech = timed  # type: ignore[method-assign,assignment]
+        speech.score = timed  # type: ignore[method-assign]
     start = time.perf_counter()
     for batch in batches:
         tagger.predict(batch)
     return time.perf_counter() - start, spent[0]
+
+
+def check_same(batches: list[list[Window]]) -> None:
+    """The cached signal detectors must detect exactly what recomputing every frame does."""
+    cached, fresh = BuiltinTagger(speech=False), BuiltinTagger(speech=False, cache_streams=0)
+    for batch in batches:
+        if cached.predict(batch) != fresh.predict(batch):
+            raise SystemExit("the frame cache changes the detections")
 
 
 def naive_vad(batches: list[list[Window]], repeat: int) -> float:
@@ -140,6 +154,7 @@ def main() -> None:
         for tagger in (BuiltinTagger(), BuiltinTagger(speech=False, cache_streams=0)):
             tagger.predict(batches[0])  # warm-up: first calls load code paths
         if "talk only" not in case:
+            check_same(batches)
             fast, _, _ = best_of(args.repeat, lambda: BuiltinTagger(speech=False), batches)
             slow, _, _ = best_of(
                 args.repeat, lambda: BuiltinTagger(speech=False, cache_streams=0), batches

@@ -41,6 +41,7 @@ class Contract:
         self._registry: Registry[Any] = Registry().with_resource(
             _URI, Resource.from_contents(self.document, default_specification=DRAFT202012)
         )
+        self._validators: dict[str, Draft202012Validator] = {}
         self._templates = [
             (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path)
             for path in self.document["paths"]
@@ -52,9 +53,10 @@ class Contract:
             {"$ref": f"{_URI}#{pointer}"}, registry=self._registry, format_checker=FormatChecker()
         )
 
-    @functools.cache  # noqa: B019 - one Contract per process, a few dozen pointers
     def _cached(self, pointer: str) -> Draft202012Validator:
-        return self.validator(pointer)
+        if pointer not in self._validators:
+            self._validators[pointer] = self.validator(pointer)
+        return self._validators[pointer]
 
     def operation(self, method: str, path: str) -> tuple[str, dict[str, Any]] | None:
         """The documented path template and operation for a request, or None."""
