@@ -376,8 +376,16 @@ class _Connection:
         """The connection is going away: end its push like a push_stop."""
         if self.pushing is not None:
             runtime, self.pushing = self.pushing, None
-            with contextlib.suppress(Exception):
-                await runtime.push_stop(self)
+            try:
+                # Shielded: aiohttp cancels the handler of a connection that went away, and
+                # the push must still end (its events end, the source says it is lost).
+                await asyncio.shield(
+                    runtime.push_stop(
+                        self, lost="the pushing client disconnected without push_stop"
+                    )
+                )
+            except Exception:
+                _LOGGER.exception("Ending the push to %s failed", runtime.id)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

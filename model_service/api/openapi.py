@@ -11,8 +11,9 @@ when a payload and the contract drift apart. Served at `/openapi.json`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
+from model_service.live.sources import State
 from model_service.sensitivity import CHOICES as SENSITIVITY_CHOICES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -333,7 +334,7 @@ _SOURCE = _object(
         "url": {**_NULLABLE_STRING, "description": "credentials redacted"},
         "state": {
             "type": "string",
-            "enum": ["connecting", "streaming", "retrying", "stopped", "idle"],
+            "enum": list(get_args(State)),
         },
         "error": _NULLABLE_STRING,
         "level_dbfs": _NULLABLE_NUMBER,

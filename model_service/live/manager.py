@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from model_service import metrics
@@ -26,6 +27,8 @@ from model_service.live.store import EventStore, StoredEvent, StoreError
 _LOGGER = logging.getLogger(__name__)
 MAX_SOURCES = 1000
 PRUNE_INTERVAL = 600.0
+# How often push sources are checked for a stalled stream (seconds).
+WATCH_INTERVAL = 1.0
 
 
 class StreamManager:
@@ -130,10 +133,16 @@ class StreamManager:
         await self.store.close()
 
     async def _prune_loop(self) -> None:
+        pruned = 0.0
         while True:
-            with contextlib.suppress(StoreError):  # logged by the store
-                await self.store.prune_clips()
-            await asyncio.sleep(PRUNE_INTERVAL)
+            now = time.monotonic()
+            for runtime in list(self.sources.values()):
+                runtime.check_stalled(now)
+            if now - pruned >= PRUNE_INTERVAL:
+                pruned = now
+                with contextlib.suppress(StoreError):  # logged by the store
+                    await self.store.prune_clips()
+            await asyncio.sleep(WATCH_INTERVAL)
 
     def _on_stored(self, event: StoredEvent) -> None:
         # On the loop, in rev order (see EventStore._notify).

@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 import uuid
 
 import numpy as np
@@ -38,7 +38,7 @@ CLIP_BEFORE = 2.0
 CLIP_AFTER = 1.0
 CLIP_MAX = 30.0
 MAX_HOP = 0.5
-STATES: tuple[State, ...] = ("connecting", "streaming", "retrying", "stopped", "idle")
+STATES: tuple[State, ...] = get_args(State)
 
 
 class RuntimeContext(Protocol):
@@ -85,6 +85,7 @@ class SourceRuntime:
         self.processed = 0
         self.runner: FfmpegRunner | None = None
         self.pusher: object | None = None
+        self.last_audio = time.monotonic()
         self._open: dict[str, _OpenEvent] = {}
         self._data = asyncio.Event()
         self._space = asyncio.Event()
@@ -213,6 +214,9 @@ class SourceRuntime:
         """Take s16le bytes; waits while the analysis is more than the backlog limit behind."""
         samples = np.frombuffer(pcm, dtype="<i2")
         run = self._run_gen
+        self.last_audio = time.monotonic()
+        if self.state == "stalled" and self.pusher is not None:
+            self.set_state("streaming")
         step = SAMPLE_RATE  # pieces of 1 s: a huge frame must not overrun the ring
         for i in range(0, samples.size, step):
             while self.ring.written - self.processed >= self.backlog_limit and not self._closed:
@@ -406,17 +410,35 @@ class SourceRuntime:
             if self._in_run:
                 await self.end_run()
             self.pusher = owner
+            self.last_audio = time.monotonic()
             self.begin_run(0.0)
             self.set_state("streaming")
 
-    async def push_stop(self, owner: object) -> None:
-        """The pushing connection stops (or goes away): analyse the rest, end events."""
+    async def push_stop(self, owner: object, *, lost: str | None = None) -> None:
+        """The pushing connection stops: analyse the rest, end events.
+
+        With `lost` (why), it went away without push_stop: the source is `lost`, not `idle`,
+        until a client pushes again.
+        """
         async with self._push_lock:
             if self.pusher is not owner:
                 return
             self.pusher = None
+            if lost is not None:
+                # Said at once: the connection's handler may be cancelled while the rest of
+                # the run is analysed (the worker finishes that on its own).
+                self.set_state("lost", lost)
             await self.end_run()
-            self.set_state("idle")
+            if lost is None:
+                self.set_state("idle")
+
+    def check_stalled(self, now: float) -> None:
+        """A pusher that keeps its stream open but sends no audio for the read timeout."""
+        if self.pusher is None or self.state != "streaming":
+            return
+        silent = now - self.last_audio
+        if silent >= self.manager.read_timeout:
+            self.set_state("stalled", f"the pushing client sent no audio for {silent:.0f} s")
 
     def recent(self, seconds: float) -> Array:
         """The last `seconds` of audio received, float32."""

@@ -24,7 +24,10 @@ from model_service.sensitivity import Sensitivity
 _LOGGER = logging.getLogger(__name__)
 
 Kind = Literal["ffmpeg", "push", "device"]
-State = Literal["connecting", "streaming", "retrying", "stopped", "idle"]
+# Push sources are `idle` between streams by design (a satellite between utterances); `lost`
+# when the pushing connection went away without push_stop, `stalled` when it stays but sends
+# no audio. Both are deaf, like `retrying`, and clients must not show their detectors as clear.
+State = Literal["connecting", "streaming", "retrying", "stopped", "idle", "stalled", "lost"]
 KINDS: tuple[str, ...] = ("ffmpeg", "push", "device")
 DEVICE_FORMATS: tuple[str, ...] = ("alsa", "pulse")
 MAX_NAME = 100

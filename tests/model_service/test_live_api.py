@@ -234,6 +234,37 @@ async def test_stalled_stream_is_detected(make_client) -> None:
 # -- WebSocket -------------------------------------------------------------------------------
 
 
+async def test_push_source_idle_stalled_and_lost(make_client) -> None:
+    """A push source is `idle` after a push_stop (by design), `stalled` while its pusher sends
+    nothing for the read timeout (streaming again with the next audio), and `lost` when its
+    pushing connection goes away without push_stop; each with the reason in `error`."""
+    client = await make_client()
+    client.app[STREAMS_KEY].read_timeout = 1.0
+    await client.post("/v1/sources", json={"name": "Sat", "kind": "push"})
+    pcm = (quiet(0.5) * 32767).astype("<i2").tobytes()
+    async with client.ws_connect("/v1/ws") as pusher:
+        await pusher.send_json({"type": "push_start", "source": "sat", "rate": 16000})
+        await pusher.send_bytes(pcm)
+        await wait_for(lambda: _source_state(client, "sat", "streaming"), timeout=10)
+        source = await wait_for(lambda: _source_state(client, "sat", "stalled"), timeout=10)
+        assert "no audio" in source["error"]
+        await pusher.send_bytes(pcm)
+        source = await wait_for(lambda: _source_state(client, "sat", "streaming"), timeout=10)
+        assert source["error"] is None
+        await pusher.send_json({"type": "push_stop", "source": "sat"})
+        source = await wait_for(lambda: _source_state(client, "sat", "idle"), timeout=10)
+        assert source["error"] is None
+        # Idle by design is not stalled: no pusher, nothing expected.
+        await asyncio.sleep(1.5)
+        assert (await _source_state(client, "sat", "idle")) is not None
+        await pusher.send_json({"type": "push_start", "source": "sat", "rate": 16000})
+        await pusher.send_bytes(pcm)
+        await wait_for(lambda: _source_state(client, "sat", "streaming"), timeout=10)
+    # The connection closed mid-stream, without push_stop.
+    source = await wait_for(lambda: _source_state(client, "sat", "lost"), timeout=10)
+    assert "disconnected" in source["error"]
+
+
 async def test_push_source_events_over_websocket(make_client) -> None:
     """Push faster than real time: start and end of one event (same seq), levels, source states."""
     client = await make_client()
