@@ -24,7 +24,18 @@ WS_HEARTBEAT: Final = 30.0
 
 SENSITIVITIES: Final = ("low", "medium", "high")
 SOURCE_KINDS: Final = ("ffmpeg", "push", "device")
-SOURCE_STATES: Final = ("connecting", "streaming", "retrying", "stopped", "idle")
+SOURCE_STATES: Final = (
+    "connecting",
+    "streaming",
+    "retrying",
+    "stopped",
+    "idle",
+    "stalled",
+    "lost",
+)
+# The states in which a source is heard: streaming, or a push source idle by design (a voice
+# satellite between utterances). In every other state no event can come from it.
+HEARING_STATES: Final = frozenset({"streaming", "idle"})
 
 # What this integration reads of each object of the service's wire contract, by the name
 # of its schema in the service's OpenAPI document. tests/components/midasheng/test_contract.py

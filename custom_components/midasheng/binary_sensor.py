@@ -10,7 +10,7 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
-from homeassistant.const import Platform
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -91,6 +91,10 @@ async def async_setup_entry(
         for source_id in coordinator.sources
         for description in descriptions
     }
+    wanted |= {
+        f"{coordinator.unique_id}_{source_id}_{HEARING_PROBLEM.key}"
+        for source_id in coordinator.sources
+    }
     for entity_entry in er.async_entries_for_config_entry(entity_registry, entry.entry_id):
         if entity_entry.domain == Platform.BINARY_SENSOR and entity_entry.unique_id not in wanted:
             entity_registry.async_remove(entity_entry.entity_id)
@@ -99,16 +103,46 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         lambda source_id: (
-            MidashengBinarySensorEntity(coordinator, source_id, description)
-            for description in descriptions
+            MidashengHearingProblemEntity(coordinator, source_id, HEARING_PROBLEM),
+            *(
+                MidashengBinarySensorEntity(coordinator, source_id, description)
+                for description in descriptions
+            ),
         ),
     )
 
 
+HEARING_PROBLEM = BinarySensorEntityDescription(
+    key="hearing_problem",
+    translation_key="hearing_problem",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class MidashengHearingProblemEntity(MidashengEntity, BinarySensorEntity):
+    """On while the source is not heard: its stream is down, stalled or gone, or the
+    service is unreachable. Available whenever the entry is loaded, so an automation can
+    tell a deaf smoke detector from a quiet house."""
+
+    @property
+    def available(self) -> bool:
+        """Available while the source exists, connected or not, once the first subscription
+        said how the sources are (not in the moments between setup and that)."""
+        return self.coordinator.ever_connected and self.source_id in self.coordinator.sources
+
+    @property
+    def is_on(self) -> bool:
+        """Whether the source is not heard."""
+        return not self.coordinator.hears(self.source_id)
+
+
 class MidashengBinarySensorEntity(MidashengEntity, BinarySensorEntity):
-    """On while an event of its category is ongoing on its source."""
+    """On while an event of its category is ongoing on its source; unavailable while the
+    source is not heard."""
 
     entity_description: MidashengBinarySensorEntityDescription
+    _detector = True
 
     @property
     def is_on(self) -> bool:

@@ -16,6 +16,8 @@ from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    DurationSelector,
+    DurationSelectorConfig,
     EntitySelector,
     EntitySelectorConfig,
     SelectOptionDict,
@@ -50,8 +52,10 @@ from .api import (
 from .const import (
     CONF_CAMERA,
     CONF_CATEGORIES,
+    CONF_REPAIR_AFTER,
     CONF_SENSITIVITY,
     CONF_SOURCE,
+    DEFAULT_REPAIR_AFTER,
     DEFAULT_SENSITIVITY,
     DOMAIN,
     LOGGER,
@@ -330,6 +334,10 @@ class MidashengOptionsFlow(_OptionsFlow):
                             translation_key=CONF_SENSITIVITY,
                         )
                     ),
+                    vol.Required(
+                        CONF_REPAIR_AFTER,
+                        default=options.get(CONF_REPAIR_AFTER, DEFAULT_REPAIR_AFTER),
+                    ): DurationSelector(DurationSelectorConfig(enable_day=False)),
                 }
             ),
         )

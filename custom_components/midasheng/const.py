@@ -13,6 +13,7 @@ CONF_CATEGORIES: Final = "categories"
 CONF_SENSITIVITY: Final = "sensitivity"
 CONF_CAMERA: Final = "camera"
 CONF_SOURCE: Final = "source"
+CONF_REPAIR_AFTER: Final = "repair_after"
 
 DEFAULT_SENSITIVITY: Final = "medium"
 
@@ -47,8 +48,10 @@ SEEN_EVENTS_MAX: Final = 1000
 # Reconnect backoff for the push connection: doubles from the first value up to the second.
 RECONNECT_MIN_DELAY: Final = 1.0
 RECONNECT_MAX_DELAY: Final = 60.0
-# A repair issue is raised when the service has been unreachable for this long.
-UNREACHABLE_ISSUE_AFTER: Final = timedelta(minutes=10)
+# A repair issue is raised when a source has not been heard, or the service not reached, for
+# this long (the entry's `repair_after` option); the detectors are unavailable at once.
+DEFAULT_REPAIR_AFTER: Final = {"hours": 0, "minutes": 5, "seconds": 0}
+MIN_REPAIR_AFTER: Final = timedelta(seconds=5)
 
 # Sound level: write at most every LEVEL_INTERVAL, sooner (but at most once a second) when
 # the level jumps by LEVEL_JUMP_DB, so a loud sound shows without flooding the recorder.
@@ -57,4 +60,5 @@ LEVEL_MIN_INTERVAL: Final = timedelta(seconds=1)
 LEVEL_JUMP_DB: Final = 6.0
 
 ISSUE_UNREACHABLE: Final = "service_unreachable"
+ISSUE_DEAF: Final = "source_deaf"
 ISSUE_INCOMPATIBLE: Final = "incompatible_version"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 import random
 from typing import Any
@@ -13,10 +13,12 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .api import (
+    HEARING_STATES,
     ErrorMessage,
     EventMessage,
     LevelMessage,
@@ -34,16 +36,19 @@ from .api import (
     WsMessage,
 )
 from .const import (
+    CONF_REPAIR_AFTER,
+    DEFAULT_REPAIR_AFTER,
     DOMAIN,
     EVENT_SOUND,
+    ISSUE_DEAF,
     ISSUE_UNREACHABLE,
     LOGGER,
+    MIN_REPAIR_AFTER,
     RECONNECT_MAX_DELAY,
     RECONNECT_MIN_DELAY,
     SEEN_EVENTS_MAX,
     STORAGE_SAVE_DELAY,
     STORAGE_VERSION,
-    UNREACHABLE_ISSUE_AFTER,
 )
 from .resume import ResumeState, Verdict
 
@@ -122,6 +127,8 @@ class MidashengCoordinator:
         self.last_events: dict[str, SoundEvent] = {}
         self.latest: dict[tuple[str, str], SoundEvent] = {}
         self.connected = False
+        # Whether a subscription ever completed: until then nothing is known about the sources.
+        self.ever_connected = False
         self.resume = ResumeState(max_seen=SEEN_EVENTS_MAX)
         self.reconnects = 0
         self._open_events: dict[int, SoundEvent] = {}
@@ -133,7 +140,12 @@ class MidashengCoordinator:
         self._task: asyncio.Task[None] | None = None
         self._disconnected_since: datetime | None = None
         self._lost_logged = False
+        self._last_error: str | None = None
         self._unreachable_issue = False
+        self._unreachable_timer: CALLBACK_TYPE | None = None
+        # Sources not heard: the timer that raises their repair issue, or the issue raised.
+        self._deaf_timers: dict[str, CALLBACK_TYPE] = {}
+        self._deaf_issues: set[str] = set()
         self._overflowed = False
         # Handshake bookkeeping: what the service sent between subscribe and "subscribed".
         self._resumed_from: int | None = None
@@ -173,7 +185,39 @@ class MidashengCoordinator:
         """Repair issue id for this entry's unreachable service."""
         return f"{ISSUE_UNREACHABLE}_{self.entry.entry_id}"
 
+    def deaf_issue_id(self, source_id: str) -> str:
+        """Repair issue id for a source that is not heard."""
+        return f"{ISSUE_DEAF}_{self.entry.entry_id}_{source_id}"
+
+    @property
+    def repair_after(self) -> timedelta:
+        """How long a source may go unheard (or the service unreached) before a repair issue."""
+        value = self.entry.options.get(CONF_REPAIR_AFTER, DEFAULT_REPAIR_AFTER)
+        try:
+            delay = timedelta(**value)
+        except TypeError:
+            delay = timedelta(**DEFAULT_REPAIR_AFTER)
+        return max(delay, MIN_REPAIR_AFTER)
+
     # State for entities
+
+    def hears(self, source_id: str) -> bool:
+        """Whether the source is being heard: connected, and its audio arriving (or a push
+        source idle by design). When not, no event can come from it, so its detectors must
+        not say "clear"."""
+        source = self.sources.get(source_id)
+        return self.connected and source is not None and source.state in HEARING_STATES
+
+    def deaf_reason(self, source_id: str) -> str | None:
+        """Why a source is not heard, for people; None while it is."""
+        if self.hears(source_id):
+            return None
+        if not self.connected:
+            return f"the service at {self.client.url} is not connected ({self._last_error})"
+        source = self.sources.get(source_id)
+        if source is None:
+            return "the service no longer has this source"
+        return f"{source.state}: {source.error}" if source.error else source.state
 
     def active_event(self, source_id: str, category: str) -> SoundEvent | None:
         """The newest ongoing event of a category on a source."""
@@ -258,14 +302,19 @@ class MidashengCoordinator:
         )
 
     async def async_stop(self) -> None:
-        """Close the push connection and save the resume point."""
+        """Close the push connection, save the resume point, withdraw the repair issues."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self.connected = False
         await self._store.async_save(self._data_to_store())
+        if self._unreachable_timer is not None:
+            self._unreachable_timer()
+            self._unreachable_timer = None
         ir.async_delete_issue(self.hass, DOMAIN, self.unreachable_issue_id)
+        for source_id in set(self._deaf_timers) | self._deaf_issues:
+            self._clear_deaf(source_id)
 
     async def _async_run(self) -> None:
         delay = RECONNECT_MIN_DELAY
@@ -316,40 +365,109 @@ class MidashengCoordinator:
     @callback
     def _set_disconnected(self, err: Exception) -> None:
         now = dt_util.utcnow()
+        self._last_error = str(err) or type(err).__name__
         if self._disconnected_since is None:
             self._disconnected_since = now
         if not self._lost_logged:
             LOGGER.info("Connection to the service at %s lost: %s", self.client.url, err)
             self._lost_logged = True
-        elif (
-            not self._unreachable_issue
-            and now - self._disconnected_since >= UNREACHABLE_ISSUE_AFTER
-        ):
-            self._unreachable_issue = True
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                self.unreachable_issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key=ISSUE_UNREACHABLE,
-                translation_placeholders={"title": self.entry.title, "url": self.client.url},
+        if not self._unreachable_issue and self._unreachable_timer is None:
+            self._unreachable_timer = async_call_later(
+                self.hass, self.repair_after, self._raise_unreachable
             )
         if self.connected:
             self.connected = False
             self._notify_all(SourceUpdate(kind=UpdateKind.CONNECTION))
 
     @callback
+    def _raise_unreachable(self, _now: datetime) -> None:
+        self._unreachable_timer = None
+        if self.connected:
+            return
+        self._unreachable_issue = True
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self.unreachable_issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_UNREACHABLE,
+            translation_placeholders={
+                "title": self.entry.title,
+                "url": self.client.url,
+                "error": self._last_error or "",
+            },
+        )
+
+    @callback
     def _set_connected(self) -> None:
         if self._lost_logged:
             LOGGER.info("Connection to the service at %s restored", self.client.url)
             self._lost_logged = False
+        if self._unreachable_timer is not None:
+            self._unreachable_timer()
+            self._unreachable_timer = None
         if self._unreachable_issue:
             ir.async_delete_issue(self.hass, DOMAIN, self.unreachable_issue_id)
             self._unreachable_issue = False
         self._disconnected_since = None
         self.connected = True
+        self.ever_connected = True
+        for source_id in self.sources:
+            self._check_deaf(source_id)
         self._notify_all(SourceUpdate(kind=UpdateKind.CONNECTION))
+
+    # Sources not heard
+
+    @callback
+    def _check_deaf(self, source_id: str) -> None:
+        """Start the repair timer of a source that stopped being heard; withdraw both when
+        it is heard again. Only while connected: an unreachable service has its own issue."""
+        if not self.connected:
+            return
+        if self.hears(source_id):
+            self._clear_deaf(source_id)
+            return
+        if source_id in self._deaf_timers or source_id in self._deaf_issues:
+            return
+        LOGGER.info(
+            "Source %s is not heard: %s; its detectors are unavailable",
+            source_id,
+            self.deaf_reason(source_id),
+        )
+
+        @callback
+        def raise_issue(_now: datetime) -> None:
+            self._deaf_timers.pop(source_id, None)
+            if not self.connected or self.hears(source_id) or source_id not in self.sources:
+                return
+            self._deaf_issues.add(source_id)
+            source = self.sources[source_id]
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self.deaf_issue_id(source_id),
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_DEAF,
+                translation_placeholders={
+                    "title": self.entry.title,
+                    "source": source.name,
+                    "state": source.state,
+                    "error": source.error or "none",
+                    "minutes": f"{self.repair_after.total_seconds() / 60:g}",
+                },
+            )
+
+        self._deaf_timers[source_id] = async_call_later(self.hass, self.repair_after, raise_issue)
+
+    @callback
+    def _clear_deaf(self, source_id: str) -> None:
+        if (cancel := self._deaf_timers.pop(source_id, None)) is not None:
+            cancel()
+        if source_id in self._deaf_issues:
+            self._deaf_issues.discard(source_id)
+            ir.async_delete_issue(self.hass, DOMAIN, self.deaf_issue_id(source_id))
 
     # Messages
 
@@ -436,6 +554,7 @@ class MidashengCoordinator:
         self.sources[source.id] = source
         if source.level_dbfs is not None:
             self.levels[source.id] = source.level_dbfs
+        self._check_deaf(source.id)
         if previous is None:
             LOGGER.debug("Source %s appeared", source.id)
             for listener in list(self._new_source_listeners):
@@ -450,6 +569,7 @@ class MidashengCoordinator:
         if self.sources.pop(source_id, None) is None:
             return
         LOGGER.debug("Source %s removed", source_id)
+        self._clear_deaf(source_id)
         self.levels.pop(source_id, None)
         self.last_events.pop(source_id, None)
         for seq, event in list(self._open_events.items()):
@@ -518,6 +638,11 @@ class MidashengCoordinator:
             "connected": self.connected,
             "reconnects": self.reconnects,
             "disconnected_since": self._disconnected_since,
+            "not_heard": {
+                source_id: self.deaf_reason(source_id)
+                for source_id in self.sources
+                if not self.hears(source_id)
+            },
             "last_seq": self.resume.last_seq,
             "open_seqs": sorted(self.resume.open_seqs),
             "levels": dict(self.levels),

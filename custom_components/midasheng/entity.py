@@ -41,6 +41,9 @@ class MidashengEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    # Detectors say what is heard: they are unavailable while the source is not heard
+    # (`MidashengCoordinator.hears`), never "clear".
+    _detector = False
 
     def __init__(
         self,
@@ -70,7 +73,10 @@ class MidashengEntity(Entity):
 
     @property
     def available(self) -> bool:
-        """Available while the push connection is up and the source exists."""
+        """Available while the push connection is up and the source exists; a detector only
+        while its source is heard."""
+        if self._detector:
+            return self.coordinator.hears(self.source_id)
         return self.coordinator.connected and self.source_id in self.coordinator.sources
 
     async def async_added_to_hass(self) -> None:

@@ -158,6 +158,8 @@ class MidashengSensorEntity(MidashengEntity, SensorEntity):
 class MidashengLevelSensorEntity(MidashengSensorEntity):
     """Sound level, throttled: the service sends several a second, the recorder needs few."""
 
+    _detector = True
+
     _written_at: datetime | None = None
     _written_level: float | None = None
 

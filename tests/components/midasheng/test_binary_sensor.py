@@ -92,7 +92,9 @@ async def test_watched_categories(
     await fake_service.send(*handshake())
     await hass.async_block_till_done()
     assert sorted(hass.states.async_entity_ids("binary_sensor")) == [
+        "binary_sensor.hall_hearing_problem",
         "binary_sensor.hall_smoke_alarm",
+        "binary_sensor.kitchen_hearing_problem",
         "binary_sensor.kitchen_smoke_alarm",
     ]
     assert not entity_registry.async_get_entity_id(

@@ -25,6 +25,7 @@ from custom_components.midasheng.api import (
 from custom_components.midasheng.const import (
     CONF_CAMERA,
     CONF_CATEGORIES,
+    CONF_REPAIR_AFTER,
     CONF_SENSITIVITY,
     CONF_SOURCE,
     DOMAIN,
@@ -342,6 +343,7 @@ async def test_options_settings(
     assert init_integration.options == {
         CONF_CATEGORIES: ["smoke_alarm", "co_alarm"],
         CONF_SENSITIVITY: "high",
+        CONF_REPAIR_AFTER: {"hours": 0, "minutes": 5, "seconds": 0},
     }
     assert init_integration.state is ConfigEntryState.LOADED
     assert hass.states.get("binary_sensor.kitchen_smoke_alarm")

@@ -14,7 +14,11 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
 
 from custom_components.midasheng.api import (
     Category,
@@ -255,29 +259,40 @@ async def test_unreachable_repair_issue(
     issue_registry: ir.IssueRegistry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A service unreachable for long raises a repair issue that clears on reconnect."""
+    """A service unreachable for the repair delay (5 minutes by default) raises a repair
+    issue naming it and the last error; the issue clears on reconnect."""
     issue_id = f"service_unreachable_{init_integration.entry_id}"
-    attempts = 0
+    refusing = True
 
     def refuse(after: int | None = None):
-        nonlocal attempts
-        attempts += 1
-        if attempts == 3:
-            freezer.tick(timedelta(minutes=11))
-        if attempts < 5:
+        if refusing:
             raise MidashengConnectionError("refused")
         return fake_service.subscribe(after)
 
     mock_client.subscribe.side_effect = refuse
     await fake_service.drop()
     await hass.async_block_till_done()
-    await fake_service.wait_subscriptions(2)
+    assert hass.states.get("binary_sensor.kitchen_hearing_problem").state == STATE_ON
+    freezer.tick(timedelta(minutes=4))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    freezer.tick(timedelta(minutes=1, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_placeholders == {
         "title": "MiDasheng Audio",
         "url": "http://127.0.0.1:8765",
+        "error": "refused",
     }
+
+    refusing = False
+    freezer.tick(timedelta(minutes=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(2)
 
     await fake_service.send(*handshake())
     await hass.async_block_till_done()
@@ -675,3 +690,125 @@ async def test_service_log_reset_with_revs(
     ]
     await _reconnect(hass, fake_service)
     assert fake_service.subscriptions[-1] == 4
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        ("retrying", "Connection refused"),
+        ("connecting", None),
+        ("stopped", None),
+        ("stalled", "the pushing client sent no audio for 15 s"),
+        ("lost", "the pushing client disconnected without push_stop"),
+    ],
+)
+async def test_source_not_heard(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+    state: str,
+    error: str | None,
+) -> None:
+    """A source that is not heard makes its detectors unavailable at once (never "clear"),
+    turns its hearing problem sensor on, and after the repair delay raises a repair issue
+    naming it and its error; heard again, all of it goes back."""
+    kitchen = load_json("sources.json")["sources"][0]
+    issue_id = f"source_deaf_{init_integration.entry_id}_kitchen"
+    await fake_service.send(
+        {"type": "source", "source": {**kitchen, "state": state, "error": error}}
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(SMOKE).state == STATE_UNAVAILABLE
+    assert hass.states.get("sensor.kitchen_sound_level").state == STATE_UNAVAILABLE
+    assert hass.states.get("binary_sensor.kitchen_hearing_problem").state == STATE_ON
+    # The other source is still heard.
+    assert hass.states.get("binary_sensor.hall_smoke_alarm").state == STATE_OFF
+    assert hass.states.get("binary_sensor.hall_hearing_problem").state == STATE_OFF
+
+    freezer.tick(timedelta(minutes=4, seconds=59))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_placeholders == {
+        "title": "MiDasheng Audio",
+        "source": kitchen["name"],
+        "state": state,
+        "error": error or "none",
+        "minutes": "5",
+    }
+
+    await fake_service.send({"type": "source", "source": kitchen})
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert hass.states.get(SMOKE).state == STATE_OFF
+    assert hass.states.get("binary_sensor.kitchen_hearing_problem").state == STATE_OFF
+
+
+async def test_source_heard_again_before_the_repair_delay(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A short outage (a camera rebooting) raises no repair issue; a push source idle by
+    design is heard; the delay is the entry's option."""
+    kitchen = load_json("sources.json")["sources"][0]
+    issue_id = f"source_deaf_{init_integration.entry_id}_kitchen"
+    await fake_service.send({"type": "source", "source": {**kitchen, "state": "retrying"}})
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(minutes=2))
+    async_fire_time_changed(hass)
+    await fake_service.send({"type": "source", "source": kitchen})
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(minutes=10))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+    hall = load_json("sources.json")["sources"][1]
+    assert hall["kind"] == "push"
+    await fake_service.send({"type": "source", "source": {**hall, "state": "idle"}})
+    await hass.async_block_till_done()
+    assert hass.states.get("binary_sensor.hall_smoke_alarm").state == STATE_OFF
+    assert hass.states.get("binary_sensor.hall_hearing_problem").state == STATE_OFF
+
+
+async def test_repair_delay_option(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The repair delay comes from the options; a removed source takes its issue along."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={"repair_after": {"hours": 0, "minutes": 0, "seconds": 30}}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    kitchen = load_json("sources.json")["sources"][0]
+    await fake_service.send(
+        *handshake(sources=[{**kitchen, "state": "retrying", "error": "refused"}])
+    )
+    await hass.async_block_till_done()
+    issue_id = f"source_deaf_{mock_config_entry.entry_id}_kitchen"
+    freezer.tick(timedelta(seconds=31))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+    await fake_service.send({"type": "source_removed", "source": {"id": "kitchen"}})
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)

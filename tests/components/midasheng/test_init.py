@@ -338,7 +338,11 @@ async def test_restart_resumes_from_stored_rev(
     ]
     assert all(e.data["replay"] for e in bus)
     assert not [
-        e for e in states if e.data["new_state"] is not None and e.data["new_state"].state == "on"
+        e
+        for e in states
+        if e.data["new_state"] is not None
+        and e.data["new_state"].state == "on"
+        and not e.data["entity_id"].endswith("_hearing_problem")
     ]
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     data = hass_storage[key]["data"]

@@ -8,7 +8,10 @@ import re
 
 import yaml
 
-from custom_components.midasheng.binary_sensor import DESCRIPTIONS as BINARY_SENSORS
+from custom_components.midasheng.binary_sensor import (
+    DESCRIPTIONS as BINARY_SENSORS,
+    HEARING_PROBLEM,
+)
 from custom_components.midasheng.const import DOMAIN, KNOWN_CATEGORIES
 from custom_components.midasheng.event import DESCRIPTION as EVENT
 from custom_components.midasheng.sensor import DESCRIPTIONS as SENSORS
@@ -39,7 +42,8 @@ def test_translations() -> None:
     strings = _json("strings.json")
     assert _json("translations/en.json") == strings
     entity = strings["entity"]
-    assert set(entity["binary_sensor"]) == set(BINARY_SENSORS) == set(KNOWN_CATEGORIES)
+    assert set(BINARY_SENSORS) == set(KNOWN_CATEGORIES)
+    assert set(entity["binary_sensor"]) == set(KNOWN_CATEGORIES) | {HEARING_PROBLEM.key}
     assert {d.translation_key for d in SENSORS} <= set(entity["sensor"])
     for states in (
         entity["sensor"]["last_sound"]["state"],
@@ -61,7 +65,7 @@ def test_translations() -> None:
             assert reason in section["abort"], reason
     for key in re.findall(r'translation_domain=DOMAIN,\s+translation_key="(\w+)"', code):
         assert key in strings["exceptions"], key
-    for key in ("service_unreachable", "incompatible_version"):
+    for key in ("service_unreachable", "incompatible_version", "source_deaf"):
         assert key in strings["issues"]
 
 
