@@ -303,8 +303,8 @@ def alarms_and_beeps(
     pz_db = np.nan_to_num(x[:, :, PZ_DB], nan=-np.inf)
     lf_db = np.nan_to_num(x[:, :, LF_DB], nan=-np.inf)
     for i in range(n):
-        pz_band = (x[i, :, PZ_F], pz_db[i], x[i, :, PZ_SAL])
-        lf_band = (x[i, :, LF_F], lf_db[i], x[i, :, LF_SAL])
+        pz_band = (x[i, :, PZ_F], pz_db[i], x[i, :, PZ_SAL], x[i, :, LVL])
+        lf_band = (x[i, :, LF_F], lf_db[i], x[i, :, LF_SAL], x[i, :, LVL])
         smoke = match_pattern(pz_t3[i], T3, pz_band)
         # A square wave has odd harmonics only; a sung or played note has a strong second.
         lf_ok = [p for p in lf[i] if p.h3 >= LF_HARMONIC_DB and p.h2 <= p.h3 + 6.0]

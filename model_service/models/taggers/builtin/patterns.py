@@ -33,6 +33,11 @@ MIN_PULSE = 0.03
 NEIGHBOUR_DB = 10.0  # pulses this much weaker than a burst's first do not count against it
 LF_HARMONIC_DB = 6.0  # a square wave's third harmonic is only 9.5 dB under its fundamental
 GAP_DIP_DB = 5.0  # between pulses the band's peak falls at least this far
+# An alarm's tone is the loudest thing in the room while it sounds: on real recordings its
+# pulses hold most of each frame's energy (about -2 dB, -5 dB at 5 dB SNR), while the
+# notes of music that fall into the T3/T4 rhythm in the piezo band hold a few percent of
+# it (-11 to -50 dB). An alarm this much quieter than the rest of the frame is missed.
+ALARM_DOMINANCE_DB = -10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +116,9 @@ class Pulse:
         return self.offset - self.onset + FRAME_HOP / SAMPLE_RATE
 
 
-# A band's per-frame peak frequency (Hz), level (dBFS) and salience (dB), for one window.
-Band = tuple[Array, Array, Array]
+# A band's per-frame peak frequency (Hz), level (dBFS) and salience (dB), and the frame's
+# whole level (dBFS), for one window.
+Band = tuple[Array, Array, Array, Array]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +163,8 @@ def match_pattern(pulses: Sequence[Pulse], spec: PatternSpec, band: Band) -> Pat
             _quiet_between(a, b, band, alone=spec.alone) for a, b in itertools.pairwise(burst)
         ):
             continue
+        if not all(dominates(p, band) for p in burst):
+            continue
         if i > 0 and first.onset - same[i - 1].offset < spec.gap_before:
             continue
         follow = same[i + spec.count].onset if i + spec.count < len(same) else 0.0
@@ -189,7 +197,7 @@ def match_t4_envelope(regions: Sequence[Pulse], band: Band) -> PatternMatch | No
     for r in regions:
         if r.truncated or r.ongoing or not T4_REGION[0] <= r.duration <= T4_REGION[1]:
             continue
-        if -r.offset > T4.recent:
+        if -r.offset > T4.recent or not dominates(r, band):
             continue
         same = [
             q
@@ -222,12 +230,21 @@ def match_t4_envelope(regions: Sequence[Pulse], band: Band) -> PatternMatch | No
     return PatternMatch(score=score, onset=onset, freq=freq)
 
 
+def dominates(p: Pulse, band: Band) -> bool:
+    """Whether the pulse's tone holds a good part of its frames' energy (ALARM_DOMINANCE_DB)."""
+    frames = slice(p.first_frame, p.last_frame + 1)
+    with np.errstate(invalid="ignore"):
+        share = band[1][frames].astype(np.float64) - band[3][frames]
+    share = share[np.isfinite(share)]
+    return share.size > 0 and float(np.median(share)) >= ALARM_DOMINANCE_DB
+
+
 def _quiet_between(a: Pulse, b: Pulse, band: Band, *, alone: bool) -> bool:
     """Whether the band quietens between two pulses: its loudest peak falls GAP_DIP_DB under
     both and, with `alone`, no other tone nearly as loud takes over (a note's harmonics
     taking turns as the band's peak, as vibrato in a room makes them, give fast pulses
     without gaps)."""
-    f, db, sal = band
+    f, db, sal, _ = band
     gap = slice(a.last_frame + 1, b.first_frame)
     if b.first_frame <= a.last_frame + 1:
         return False
