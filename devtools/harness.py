@@ -626,6 +626,22 @@ class HomeAssistantClient:
             raise HarnessError(f"the config flow did not create an entry: {result}")
         return dict(result["result"])
 
+    async def options_flow(
+        self, entry_id: str, step_id: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run one step of an entry's options flow (its menu, then the form), as the
+        integration's "Configure" dialog does; the flow's result."""
+        base = "/api/config/config_entries/options/flow"
+        menu = await self._post_json(base, {"handler": entry_id})
+        flow_id = menu["flow_id"]
+        if menu.get("type") == "menu":
+            form = await self._post_json(f"{base}/{flow_id}", {"next_step_id": step_id})
+        else:
+            form = menu
+        if form.get("step_id") != step_id:
+            raise HarnessError(f"the options flow did not show {step_id}: {form}")
+        return dict(await self._post_json(f"{base}/{flow_id}", data))
+
     async def config_entries(self, domain: str = DOMAIN) -> list[dict[str, Any]]:
         """Config entries of a domain."""
         return list(await self.request("GET", f"/api/config/config_entries/entry?domain={domain}"))
@@ -741,6 +757,11 @@ class HomeAssistantWebSocket:
         """Bus events of one type (all types when None)."""
         payload = {"event_type": event_type} if event_type else {}
         return await self.subscribe("subscribe_events", **payload)
+
+    async def repair_issues(self, domain: str = DOMAIN) -> list[dict[str, Any]]:
+        """The repair issues of a domain, as Settings > Repairs lists them."""
+        result = await self.call("repairs/list_issues")
+        return [issue for issue in result["issues"] if issue["domain"] == domain]
 
     async def entity_registry(self) -> list[dict[str, Any]]:
         """Every entity registry entry."""

@@ -531,3 +531,158 @@ async def test_wrong_token_starts_reauth(stack: Stack) -> None:
         )
         assert not await reauth_flow()
         assert (await source_entities(ws, stack.service_id, source["id"])).by_key == ids.by_key
+
+
+# -- deaf is not safe ------------------------------------------------------------------------
+
+# A push client in its own process, so the test can kill it as a crash or power cut would:
+# it pushes quiet noise in real time until killed, never sending push_stop.
+_PUSHER = """
+import asyncio, sys
+import aiohttp
+import numpy as np
+
+async def main(url, token, source):
+    rng = np.random.default_rng(0)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{url}/v1/ws", headers=headers) as ws:
+            await ws.send_json({"type": "push_start", "source": source, "rate": 16000})
+            print("pushing", flush=True)
+            while True:
+                noise = rng.normal(0.0, 0.003, 1600).clip(-1, 1)
+                await ws.send_bytes((noise * 32767).astype("<i2").tobytes())
+                await asyncio.sleep(0.1)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def _start_pusher_process(stack: Stack, source_id: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PUSHER,
+        stack.service.url,
+        stack.token,
+        source_id,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert line.strip() == b"pushing", line
+    return proc
+
+
+async def _issue(stack: Stack, ws, issue_id: str) -> dict[str, Any] | None:
+    return next((i for i in await ws.repair_issues() if i["issue_id"] == issue_id), None)
+
+
+KEYS = ("smoke_alarm", "co_alarm", "hearing_problem")
+
+
+async def test_deaf_sources_are_unavailable_and_repaired(stack: Stack) -> None:
+    """A camera whose stream is refused and a push client that is killed: their detectors
+    become unavailable (never "clear"), their Hearing problem sensors turn on, and after the
+    repair delay a repair issue names each; a source heard again withdraws all of it. A push
+    source idle by design stays available."""
+    dead = free_port()
+    camera = await stack.svc.request(
+        "POST",
+        "/v1/sources",
+        json_body={"name": "Garage", "url": f"rtsp://127.0.0.1:{dead}/stream1"},
+    )
+    satellite = await stack.svc.create_push_source("Hall")
+    idle = await stack.svc.create_push_source("Porch")
+    entry = await stack.setup_integration()
+    repair_after = 5.0
+    done = await stack.ha.options_flow(
+        entry["entry_id"],
+        "settings",
+        {
+            "categories": ["smoke_alarm", "co_alarm"],
+            "sensitivity": "medium",
+            "repair_after": {"hours": 0, "minutes": 0, "seconds": int(repair_after)},
+        },
+    )
+    assert done["type"] == "create_entry", done
+    pusher = await _start_pusher_process(stack, satellite["id"])
+    try:
+        async with stack.ha.websocket() as ws:
+            garage = await wait_source_entities(ws, stack.service_id, camera["id"], KEYS)
+            hall = await wait_source_entities(ws, stack.service_id, satellite["id"], KEYS)
+            porch = await wait_source_entities(ws, stack.service_id, idle["id"], KEYS)
+            # The refused stream: unavailable with the problem on, at once.
+            for entity, state in (
+                (garage["smoke_alarm"], UNAVAILABLE),
+                (garage["co_alarm"], UNAVAILABLE),
+                (garage["hearing_problem"], "on"),
+                (hall["smoke_alarm"], "off"),
+                (hall["hearing_problem"], "off"),
+                # Porch has no client yet: idle by design, heard.
+                (porch["smoke_alarm"], "off"),
+                (porch["hearing_problem"], "off"),
+            ):
+                await wait_state(
+                    stack.ha,
+                    entity,
+                    lambda s, state=state: s is not None and s["state"] == state,
+                    f"to be {state}",
+                    timeout=30,
+                )
+            issue_id = f"source_deaf_{entry['entry_id']}_{camera['id']}"
+            issue = await wait_for(
+                lambda: _issue(stack, ws, issue_id), "the Garage repair issue", timeout=30
+            )
+            assert issue["translation_key"] == "source_deaf"
+            assert issue["translation_placeholders"]["source"] == "Garage"
+            assert issue["translation_placeholders"]["state"] == "retrying"
+            assert "refused" in issue["translation_placeholders"]["error"].lower()
+
+            # The satellite's client is killed mid-stream.
+            changes = await ws.subscribe_events("state_changed")
+            killed = time.monotonic()
+            pusher.kill()
+            await pusher.wait()
+            await next_state_change(
+                changes, hall["smoke_alarm"], lambda s: s["state"] == UNAVAILABLE, timeout=30
+            )
+            unavailable_after = time.monotonic() - killed
+            assert (await stack.ha.state(hall["hearing_problem"]))["state"] == "on"
+            hall_issue = f"source_deaf_{entry['entry_id']}_{satellite['id']}"
+            issue = await wait_for(
+                lambda: _issue(stack, ws, hall_issue), "the Hall repair issue", timeout=30
+            )
+            issue_after = time.monotonic() - killed
+            assert issue["translation_placeholders"]["state"] == "lost"
+            assert issue_after >= repair_after
+            REPORT.append(
+                f"killed push client: detectors unavailable after {unavailable_after:.1f} s, "
+                f"repair issue after {issue_after:.1f} s (delay set to {repair_after:.0f} s)"
+            )
+
+            # A new client: heard again, the issue withdrawn.
+            pusher = await _start_pusher_process(stack, satellite["id"])
+            await wait_state(
+                stack.ha,
+                hall["smoke_alarm"],
+                lambda s: s is not None and s["state"] == "off",
+                "to be off",
+                timeout=30,
+            )
+            assert (await stack.ha.state(hall["hearing_problem"]))["state"] == "off"
+            await wait_for(
+                lambda: _none(_issue(stack, ws, hall_issue)), "the issue withdrawn", timeout=10
+            )
+            # The porch stayed idle all along: never unavailable, no issue.
+            assert (await stack.ha.state(porch["smoke_alarm"]))["state"] == "off"
+            porch_issue = f"source_deaf_{entry['entry_id']}_{idle['id']}"
+            assert await _issue(stack, ws, porch_issue) is None
+    finally:
+        if pusher.returncode is None:
+            pusher.kill()
+            await pusher.wait()
+
+
+async def _none(aw) -> bool:
+    return (await aw) is None
