@@ -47,8 +47,6 @@ MORNING_START_HOUR = 5
 # How many recent event changes are read from each service per question, in pages.
 EVENT_WINDOW = 1000
 EVENT_PAGES = 3
-# Distinct sounds (category and place) named in one answer; "and before that?" goes on.
-MAX_GROUPS = 3
 # Seconds of live audio a source's description is made from.
 DESCRIBE_SECONDS = 10.0
 MAX_DESCRIBED_SOURCES = 4
@@ -286,7 +284,10 @@ class SoundAssistant:
         """The `{place}` list: area names and aliases, then source names."""
         values: list[tuple[str, str]] = []
         for area in ar.async_get(self.hass).async_list_areas():
-            values.extend((name, f"area:{area.id}") for name in (area.name, *area.aliases))
+            # An area with no source in it is no place this agent hears: "the kitchen" must
+            # be the source called Kitchen, not an empty Kitchen area that says "no".
+            if self._area_place(area).sources:
+                values.extend((name, f"area:{area.id}") for name in (area.name, *area.aliases))
         for entry, source_id in _sources_of(self.hass):
             source = entry.runtime_data.coordinator.sources[source_id]
             values.append((source.name, f"source:{entry.entry_id}:{source_id}"))
@@ -324,7 +325,8 @@ class SoundAssistant:
         wanted = wanted.removeprefix("the ")
         for area in ar.async_get(self.hass).async_list_areas():
             if wanted in {n.casefold() for n in (area.name, *area.aliases)} | {area.id}:
-                return self._area_place(area)
+                if (found := self._area_place(area)).sources:
+                    return found
         for entry, source_id in _sources_of(self.hass):
             source = entry.runtime_data.coordinator.sources[source_id]
             if wanted in (source.name.casefold(), source_id.casefold()):
@@ -547,44 +549,21 @@ class SoundAssistant:
             else:
                 text = lang.r("heard_none", place=place, span=query.span.phrase)
             return Answer(text=text, follow_up=query)
-        groups: dict[tuple[str, str], list[FoundEvent]] = {}
-        shown: list[FoundEvent] = []
-        for item in found:
-            key = (item.event.category, item.place)
-            if key not in groups and len(groups) == MAX_GROUPS:
-                break
-            groups.setdefault(key, []).append(item)
-            shown.append(item)
-        phrases = []
-        for items in groups.values():
-            if len(items) == 1:
-                phrases.append(self.event_phrase(lang, items[0]))
-            else:
-                newest = items[0].event
-                phrases.append(
-                    lang.r(
-                        "event_repeated",
-                        sound=self.sound_name(lang, newest.category),
-                        place=self.place_phrase(lang, items[0].place),
-                        count=len(items),
-                        ago=self.ago(lang, newest.start),
-                    )
-                )
-        text = lang.r("heard_first", event=phrases[0])
-        rest = len(found) - len(shown)
-        if len(phrases) > 1 or rest:
-            more = self.join(lang, phrases[1:]) if len(phrases) > 1 else ""
-            if rest:
-                more = lang.r("heard_and_more", events=more, count=rest) if more else str(rest)
-            text = f"{text} {lang.r('heard_more', events=more)}"
+        # Short enough to be spoken: the newest sound, then how many there were in all;
+        # "and before that?" goes on one sound at a time.
+        newest = found[0]
+        text = lang.r("heard_last", event=self.event_phrase(lang, newest))
+        if len(found) > 1 and not query.exclude:
+            key = "heard_count" if query.category is None else "heard_count_category"
+            text = f"{text} {lang.r(key, count=len(found), span=query.span.phrase)}"
         follow_up = Query(
             place=query.place,
             category=query.category,
             span=query.span,
             before=query.before,
-            exclude=query.exclude | {item.key for item in shown},
+            exclude=query.exclude | {newest.key},
         )
-        return Answer(text=text, events=shown, follow_up=follow_up)
+        return Answer(text=text, events=[newest], follow_up=follow_up)
 
     def _active(self, place: Place | None, category: str | None) -> list[FoundEvent]:
         found: list[FoundEvent] = []
@@ -626,6 +605,22 @@ class SoundAssistant:
                 ),
                 events=active,
             )
+        # A source that is not heard cannot say "no": its detectors are unavailable, and the
+        # answer says what the entities show.
+        scope = [
+            (entry, source_id)
+            for entry, source_id in _sources_of(self.hass)
+            if place is None or (entry.entry_id, source_id) in place.sources
+        ]
+        not_heard = [
+            (entry, source_id)
+            for entry, source_id in scope
+            if not entry.runtime_data.coordinator.hears(source_id)
+        ]
+        deaf = sorted({self.source_place(entry, source_id) for entry, source_id in not_heard})
+        deaf_places = self.join(lang, [self.place_phrase(lang, name).strip() for name in deaf])
+        if scope and len(not_heard) == len(scope):
+            return Answer(text=lang.r("active_deaf", sound=sound, places=deaf_places))
         last: FoundEvent | None = None
         for entry in entries:
             for (source_id, cat), event in entry.runtime_data.coordinator.latest.items():
@@ -639,8 +634,9 @@ class SoundAssistant:
                         event=event,
                         place=self.source_place(entry, source_id),
                     )
+        caveat = f" {lang.r('active_partly_deaf', places=deaf_places)}" if deaf else ""
         if last is None:
-            return Answer(text=lang.r("active_no", sound=sound, place=place_text))
+            return Answer(text=lang.r("active_no", sound=sound, place=place_text) + caveat)
         return Answer(
             text=lang.r(
                 "active_no_last",
@@ -648,7 +644,8 @@ class SoundAssistant:
                 place=place_text,
                 ago=self.ago(lang, last.event.start),
                 last_place="" if place else self.place_phrase(lang, last.place),
-            ),
+            )
+            + caveat,
             events=[last],
         )
 

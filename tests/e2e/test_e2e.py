@@ -686,3 +686,58 @@ async def test_deaf_sources_are_unavailable_and_repaired(stack: Stack) -> None:
 
 async def _none(aw) -> bool:
     return (await aw) is None
+
+
+# -- one truth for sensors and agent ---------------------------------------------------------
+
+SMOKE_HOLD = 6.0  # the service's documented hold for smoke_alarm (docs/api.md, Events)
+
+
+async def test_agent_and_entity_agree_through_an_alarm(stack: Stack) -> None:
+    """Through a scripted scene (quiet, an 8 s smoke alarm, quiet) Assist is asked again and
+    again whether the smoke alarm is going off; every answer given while the entity held one
+    state agrees with it. The entity turns off within the documented hold after the alarm."""
+    source = await stack.svc.create_push_source("Kitchen")
+    await stack.setup_integration()
+    pusher = LivePusher(stack.service.url, stack.token, source["id"], room_noise(), loop=True)
+    question = "is the smoke alarm going off in the kitchen"
+    checked: Counter[str] = Counter()
+    async with stack.ha.websocket() as ws:
+        ids = await wait_source_entities(ws, stack.service_id, source["id"])
+        smoke = ids["smoke_alarm"]
+        changes = await ws.subscribe_events("state_changed")
+        pusher.start()
+        try:
+            await pusher.wait_streaming()
+            alarm_seconds = 8.0
+            onset = await pusher.play(smoke_clip(alarm_seconds))
+            stop_at = onset + alarm_seconds + SMOKE_HOLD + 8.0
+            off_at: float | None = None
+            while time.time() < stop_at:
+                before = (await stack.ha.state(smoke))["state"]
+                answer = (await stack.ha.conversation(question))["response"]
+                after = (await stack.ha.state(smoke))["state"]
+                if before != after:
+                    continue  # the state changed while the question was answered
+                text = answer["speech"]["plain"]["speech"]
+                expected = {"on": "Yes, ", "off": "No, "}[before]
+                assert text.startswith(expected), (before, text)
+                checked[before] += 1
+                await asyncio.sleep(0.3)
+            while not changes.empty():
+                item = changes.get_nowait()
+                new = item["data"]["new_state"]
+                if item["data"]["entity_id"] == smoke and new and new["state"] == "off":
+                    off_at = parse_time(new["last_changed"])
+        finally:
+            await pusher.stop()
+    assert checked["on"] >= 3, checked
+    assert checked["off"] >= 3, checked
+    assert off_at is not None
+    off_after = off_at - (onset + alarm_seconds)
+    REPORT.append(
+        f"agent and entity agreed on {sum(checked.values())} answers "
+        f"({checked['on']} while on); the entity went off {off_after:.1f} s after the alarm "
+        f"stopped (hold {SMOKE_HOLD:.0f} s)"
+    )
+    assert off_after <= SMOKE_HOLD + 3.0
