@@ -324,9 +324,9 @@ class SoundAssistant:
         wanted = " ".join(name.casefold().split())
         wanted = wanted.removeprefix("the ")
         for area in ar.async_get(self.hass).async_list_areas():
-            if wanted in {n.casefold() for n in (area.name, *area.aliases)} | {area.id}:
-                if (found := self._area_place(area)).sources:
-                    return found
+            names = {n.casefold() for n in (area.name, *area.aliases)} | {area.id}
+            if wanted in names and (found := self._area_place(area)).sources:
+                return found
         for entry, source_id in _sources_of(self.hass):
             source = entry.runtime_data.coordinator.sources[source_id]
             if wanted in (source.name.casefold(), source_id.casefold()):
