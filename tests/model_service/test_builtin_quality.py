@@ -10,7 +10,7 @@ Run with `-s` to see the tables; failing assertions include them too.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 import shutil
@@ -35,23 +35,14 @@ ALARM_KINDS = ("smoke_piezo", "smoke_lf", "co")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread, as the service runs it: tiny recurrent steps on a busy 2-core CI
-    machine are several times slower when torch splits them across threads."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of the module on one torch thread (conftest.py)."""
 
 
 @pytest.fixture(scope="module")
-def tagger() -> Iterator[BuiltinTagger]:
-    """One tagger (silero-vad loaded once) for the module."""
-    tg = BuiltinTagger()
-    yield tg
-    tg.close()
+def tagger(builtin_tagger: BuiltinTagger) -> BuiltinTagger:
+    """The module's embedded tagger (conftest.py)."""
+    return builtin_tagger
 
 
 @pytest.fixture(scope="module")

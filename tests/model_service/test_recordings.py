@@ -12,7 +12,6 @@ the real recordings at the signal-to-noise ratios a room gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 from pathlib import Path
 import subprocess
@@ -39,22 +38,14 @@ PAUSES = {"ringtone": 1.0, "household": 0.3, "speech": 0.5, "music": 0.0, "tv": 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread, as the service runs it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test of the module on one torch thread (conftest.py)."""
 
 
 @pytest.fixture(scope="module")
-def tagger() -> Iterator[BuiltinTagger]:
-    """One tagger for the module."""
-    tg = BuiltinTagger()
-    yield tg
-    tg.close()
+def tagger(builtin_tagger: BuiltinTagger) -> BuiltinTagger:
+    """The module's embedded tagger (conftest.py)."""
+    return builtin_tagger
 
 
 def decode(name: str) -> np.ndarray:
