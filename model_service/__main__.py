@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--asr", help='"pocketsphinx" (default), "lm", "none", or a Whisper id/folder'
     )
+    parser.add_argument(
+        "--asr-fallback",
+        help='"lm" or a Whisper id/folder: hears what the pocketsphinx phrase grammar rejects',
+    )
     parser.add_argument("--max-upload-mb", type=float, help="largest upload accepted (default 50)")
     parser.add_argument("--max-batch", type=int, help="largest batch a model runs (default 64)")
     parser.add_argument(
@@ -150,9 +154,13 @@ async def serve(config: Config) -> None:
         # A server that cannot take audio must stop the start, not fail the first question.
         await lm.verify()
     asr = None
-    if config.asr:
+    if config.asr or config.asr_fallback:
         # After the LM: `--asr lm` wraps the loaded LM.
-        _LOGGER.info("Loading speech recognizer %s", config.asr)
+        _LOGGER.info(
+            "Loading speech recognizer %s%s",
+            config.asr,
+            f" (falling back to {config.asr_fallback})" if config.asr_fallback else "",
+        )
         asr = await asyncio.to_thread(
             load_asr,
             config.asr,
@@ -161,6 +169,7 @@ async def serve(config: Config) -> None:
             max_batch=config.max_batch,
             max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue,
+            fallback=config.asr_fallback,
         )
     service = Service.create(config, tagger, lm=lm, asr=asr)
     app = create_app(service)

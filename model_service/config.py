@@ -46,6 +46,8 @@ class Config:
     # Generation settings over the model's own (temperature, top_p, do_sample, ...).
     lm_generation: dict[str, Any] = field(default_factory=dict)
     asr: str | None = "pocketsphinx"
+    # An open-vocabulary recognizer ("lm" or a Whisper id) for speech the phrase grammar rejects.
+    asr_fallback: str | None = None
     max_upload_mb: float = 50.0
     debug: bool = False
     zeroconf: bool = True

@@ -195,20 +195,29 @@ def sphinx() -> Iterator[PocketsphinxRecognizer]:
 async def test_pocketsphinx_phrases_recognised_exactly(sphinx: PocketsphinxRecognizer) -> None:
     """Spoken commands in three espeak-ng voices come back as exactly the phrase sent.
 
-    Seen here: 21 of 21 (7 commands x en-us, en-us+m3, en-gb), each decode ~30 ms.
+    Forced onto a phrase: 21 of 21 (7 commands x en-us, en-us+m3, en-gb), each ~30 ms. With
+    out-of-grammar rejection (the default) an answer is the phrase or no text, never another
+    phrase; seen here, 19 of 21 (two en-gb commands rejected), each ~150 ms.
     """
     assert sphinx.info.as_dict()["languages"] == ["en"]
+    forced = PocketsphinxRecognizer(reject=False)
     jobs = [(voice, said, expected) for voice in VOICES for said, expected in SPOKEN]
-    results = await asyncio.gather(
-        *(sphinx.transcribe(speak(said, voice), phrases=PHRASES) for voice, said, _ in jobs)
-    )
+    clips = [speak(said, voice) for voice, said, _ in jobs]
+    try:
+        exact = await asyncio.gather(*(forced.transcribe(c, phrases=PHRASES) for c in clips))
+    finally:
+        await forced.stop()
+    rejecting = await asyncio.gather(*(sphinx.transcribe(c, phrases=PHRASES) for c in clips))
     wrong = [
         (voice, expected, got.text)
-        for (voice, _, expected), got in zip(jobs, results, strict=True)
+        for (voice, _, expected), got in zip(jobs, exact, strict=True)
         if got.text != expected
     ]
     assert not wrong, wrong
-    assert {r.language for r in results} == {"en"}
+    answers = [(expected, got.text) for (_, _, expected), got in zip(jobs, rejecting, strict=True)]
+    assert all(text in (expected, "") for expected, text in answers), answers
+    assert sum(text == expected for expected, text in answers) >= 18, answers
+    assert {r.language for r in exact + rejecting} == {"en"}
     # Home Assistant sends the same list every time: it is compiled once.
     grammar = sphinx.grammar(PHRASES)
     assert grammar is sphinx.grammar(list(PHRASES))

@@ -15,6 +15,7 @@ from model_service.models.asr.base import (
     UnsupportedLanguageError,
     resolve_language,
 )
+from model_service.models.asr.fallback import FallbackRecognizer
 from model_service.models.asr.grammar import (
     PhraseGrammar,
     compile_phrases,
@@ -31,6 +32,7 @@ __all__ = [
     "SAMPLE_RATE",
     "AsrInfo",
     "AsrLoadError",
+    "FallbackRecognizer",
     "LMRecognizer",
     "PhraseGrammar",
     "PocketsphinxRecognizer",

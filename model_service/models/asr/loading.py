@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from model_service.models.asr.base import AsrLoadError, SpeechRecognizer
+from model_service.models.asr.fallback import FallbackRecognizer
 from model_service.models.asr.lm_asr import LMRecognizer
 from model_service.models.asr.sphinx import PocketsphinxRecognizer
 from model_service.models.asr.whisper import WhisperRecognizer
@@ -35,9 +36,33 @@ def load_asr(
     max_batch: int = 8,
     max_wait_ms: float = 5.0,
     max_queue: int = 256,
+    fallback: str | None = None,
 ) -> SpeechRecognizer | None:
-    """Load the recognizer `--asr` names (blocking: call from a thread); None for "none"."""
+    """Load the recognizer `--asr` names (blocking: call from a thread); None for "none".
+
+    `fallback` (`--asr-fallback`: "lm" or a Whisper id) names an open-vocabulary recognizer
+    for what pocketsphinx's phrase grammar rejects; only pocketsphinx takes one.
+    """
     backend = asr_backend(spec)
+    if asr_backend(fallback) is not None:
+        if backend != "pocketsphinx":
+            raise AsrLoadError(
+                "--asr-fallback backs the pocketsphinx phrase grammar; "
+                f"--asr {spec or 'none'} has no grammar to fall back from"
+            )
+        if asr_backend(fallback) == "pocketsphinx":
+            raise AsrLoadError('--asr-fallback must be open-vocabulary: "lm" or a Whisper id')
+        grammar = PocketsphinxRecognizer(max_queue=max_queue)
+        open_vocabulary = load_asr(
+            fallback,
+            device=device,
+            lm=lm,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+        )
+        assert open_vocabulary is not None
+        return FallbackRecognizer(grammar, open_vocabulary)
     if backend is None:
         return None
     if backend == "pocketsphinx":
