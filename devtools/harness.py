@@ -751,6 +751,32 @@ class HomeAssistantWebSocket:
         await self.call(command, **payload)
         return queue
 
+    async def run_assist_audio(
+        self, pipeline_id: str, pcm16: bytes, *, chunk: int = 3200, timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """Run an Assist pipeline from speech to intent on 16 kHz PCM, as the voice dialog
+        does (binary WebSocket frames tagged with the run's handler id, then an empty one);
+        the run's events, up to `run-end` or `error`."""
+        assert self.ws is not None
+        queue = await self.subscribe(
+            "assist_pipeline/run",
+            pipeline=pipeline_id,
+            start_stage="stt",
+            end_stage="intent",
+            input={"sample_rate": RATE, "no_vad": True},
+        )
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            start = await queue.get()
+            events.append(start)
+            handler = bytes([start["data"]["runner_data"]["stt_binary_handler_id"]])
+            for offset in range(0, len(pcm16), chunk):
+                await self.ws.send_bytes(handler + pcm16[offset : offset + chunk])
+            await self.ws.send_bytes(handler)
+            while events[-1]["type"] not in ("run-end", "error"):
+                events.append(await queue.get())
+        return events
+
     async def subscribe_events(
         self, event_type: str | None = None
     ) -> asyncio.Queue[dict[str, Any]]:

@@ -91,8 +91,12 @@ class Stack:
 async def stack(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stack]:
     """Start the service and Home Assistant side by side, then onboard Home Assistant."""
     token = secrets.token_hex(16)
+    service_args = request.node.get_closest_marker("service_args")
     service = ServiceProcess(
-        tmp_path / "service-data", token=token, log_path=tmp_path / "service.log"
+        tmp_path / "service-data",
+        token=token,
+        log_path=tmp_path / "service.log",
+        extra_args=service_args.args if service_args else (),
     )
     marker = request.node.get_closest_marker("automations")
     hass = HomeAssistantProcess(
@@ -143,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "automations(list): automations written into Home Assistant's config copy"
     )
+    config.addinivalue_line("markers", "service_args(*args): command-line options of the service")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

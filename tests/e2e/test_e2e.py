@@ -741,3 +741,69 @@ async def test_agent_and_entity_agree_through_an_alarm(stack: Stack) -> None:
         f"stopped (hold {SMOKE_HOLD:.0f} s)"
     )
     assert off_after <= SMOKE_HOLD + 3.0
+
+
+@pytest.mark.service_args("--asr", "pocketsphinx")
+async def test_assist_pipeline_says_it_did_not_understand(stack: Stack) -> None:
+    """Through Home Assistant's Assist pipeline with this integration's speech to text: a
+    known question is recognised and answered; speech outside every expected sentence (the
+    issue's "unlock the front door") ends the run with "no text recognized", not an answer."""
+    from devtools.stt_sentences import speak
+
+    await stack.setup_integration()
+    async with stack.ha.websocket() as ws:
+
+        async def stt_entity_id() -> str | None:
+            entries = await ws.call("config/entity_registry/list")
+            return next(
+                (
+                    e["entity_id"]
+                    for e in entries
+                    if e["platform"] == "midasheng" and e["entity_id"].startswith("stt.")
+                ),
+                None,
+            )
+
+        stt_entity = await wait_for(stt_entity_id, "the speech-to-text entity", timeout=30.0)
+        pipeline = await ws.call(
+            "assist_pipeline/pipeline/create",
+            name="MiDasheng voice",
+            language="en",
+            conversation_engine="conversation.home_assistant",
+            conversation_language="en",
+            stt_engine=stt_entity,
+            stt_language="en",
+            tts_engine=None,
+            tts_language=None,
+            tts_voice=None,
+            wake_word_entity=None,
+            wake_word_id=None,
+        )
+        silence = np.zeros(RATE // 2, np.float32)
+
+        async def say(text: str, voice: str) -> list[dict[str, Any]]:
+            audio = np.concatenate([silence, speak(text, voice), silence])
+            return await ws.run_assist_audio(pipeline["id"], to_pcm16(audio))
+
+        known = await say("what did you hear", "en-us")
+        types = [e["type"] for e in known]
+        assert "error" not in types, known
+        stt_end = next(e for e in known if e["type"] == "stt-end")
+        assert stt_end["data"]["stt_output"]["text"].lower() == "what did you hear"
+        intent_end = next(e for e in known if e["type"] == "intent-end")
+        speech = intent_end["data"]["intent_output"]["response"]["speech"]["plain"]["speech"]
+        assert speech
+
+        for text, voice in (
+            ("unlock the front door", "en-us"),
+            ("please call my mother now", "en-gb"),
+        ):
+            events = await say(text, voice)
+            error = events[-1]
+            assert error["type"] == "error", events
+            assert error["data"]["code"] == "stt-no-text-recognized", error
+            assert not any(e["type"] == "intent-start" for e in events), events
+    REPORT.append(
+        "assist pipeline: 'what did you hear' answered; 'unlock the front door' and "
+        "'please call my mother now' ended with stt-no-text-recognized"
+    )
