@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import wave
+import weakref
 
 import aiohttp
 import numpy as np
@@ -227,6 +228,22 @@ def _human_bytes(count: int) -> str:
     return f"{count} bytes"
 
 
+# At most this many uploads decode at once (each holds its 16 kHz output, up to ~230 MB for
+# an hour, and a core); the others wait their turn instead of multiplying the memory.
+DECODE_SLOTS = max(2, os.cpu_count() or 1)
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _decode_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(DECODE_SLOTS)
+    return slots
+
+
 async def decode(
     data: bytes,
     content_type: str | None,
@@ -245,7 +262,17 @@ async def decode(
     """
     if not data:
         raise AudioError("audio is empty")
+    async with _decode_slots():
+        return await _decode(data, content_type, ffmpeg, timeout, max_seconds)
 
+
+async def _decode(
+    data: bytes,
+    content_type: str | None,
+    ffmpeg: str,
+    timeout: float,  # noqa: ASYNC109 - bounds the ffmpeg subprocess
+    max_seconds: float,
+) -> Decoded:
     l16 = parse_l16(content_type)
     if l16 is not None:
         rate, channels, big_endian = l16
@@ -328,8 +355,11 @@ def _decode_l16(
 
 
 def _decode_soundfile(data: bytes, kind: str, max_seconds: float) -> Decoded:
-    """Decode a file libsndfile understands (runs in a worker thread)."""
-    parts: list[Array] = []
+    """Decode a file libsndfile understands (runs in a worker thread).
+
+    Blocks are downmixed and resampled to 16 kHz as they decode, so memory follows the
+    16 kHz output whatever rate, channel count and length the file claims or holds.
+    """
     bad = total = 0
     try:
         with sf.SoundFile(io.BytesIO(data)) as audio_file:
@@ -343,6 +373,7 @@ def _decode_soundfile(data: bytes, kind: str, max_seconds: float) -> Decoded:
             # only a claim (a tiny FLAC can announce an hour of 8-channel audio), so memory
             # follows what actually decodes, and only as mono.
             block_frames = max(4096, 4_000_000 // channels)
+            resampler = StreamingResampler(rate)
             frames_read = 0
             while True:
                 block = audio_file.read(frames=block_frames, dtype="float32", always_2d=True)
@@ -351,15 +382,15 @@ def _decode_soundfile(data: bytes, kind: str, max_seconds: float) -> Decoded:
                 frames_read += len(block)
                 _check_length(frames_read, rate, max_seconds)
                 mono_block, block_bad = _downmix(block)
-                parts.append(mono_block)
+                resampler.feed(mono_block)
                 bad += block_bad
                 total += block.size
     except AudioError:
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, EOFError) as err:
         raise _SoundfileUnreadableError(str(err) or type(err).__name__) from err
-    mono = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    return _finish(mono, rate, kind, max_seconds, channels=channels, bad=bad, total=total)
+    samples = resampler.finish()
+    return _validated(samples, rate, kind, channels=channels, bad=bad, total=total)
 
 
 def _check_rate(rate: int) -> None:
@@ -406,7 +437,16 @@ def _finish(
 
     `bad` of the `total` decoded values (all channels) were NaN or infinite and are now 0.
     """
-    if mono.size == 0:
+    _check_length(len(mono), rate, max_seconds)
+    samples = resample(mono, rate) if len(mono) else np.zeros(0, dtype=np.float32)
+    return _validated(samples, rate, kind, channels=channels, bad=bad, total=total)
+
+
+def _validated(
+    samples: Samples, rate: int, kind: str, *, channels: int, bad: int, total: int
+) -> Decoded:
+    """The decoded clip, once its 16 kHz samples are known to be usable."""
+    if total == 0 or len(samples) == 0:
         raise AudioError("audio is empty: it decoded to no samples")
     if bad == total:
         raise AudioError("audio contains no finite samples (all NaN or infinite)")
@@ -414,8 +454,7 @@ def _finish(
         # A few bad samples (a glitching float encoder) are dropped quietly; a clip that is
         # mostly garbage would only yield meaningless scores.
         raise AudioError(f"audio is mostly NaN or infinite ({100 * bad / total:.0f}% of samples)")
-    _check_length(len(mono), rate, max_seconds)
-    samples = np.ascontiguousarray(resample(mono, rate), dtype=np.float32)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
     return Decoded(
         samples=samples,
         source_rate=rate,
@@ -434,12 +473,82 @@ def resample(mono: Samples, rate: int, target: int = SAMPLE_RATE) -> Array:
     """
     if rate == target:
         return mono.astype(np.float32, copy=False)
+    up, down = _ratio(rate, target)
+    return np.asarray(resample_poly(mono, up, down), dtype=np.float32)
+
+
+def _ratio(rate: int, target: int) -> tuple[int, int]:
     divisor = math.gcd(rate, target)
     up, down = target // divisor, rate // divisor
     if down > _MAX_POLYPHASE_DOWN:
         ratio = Fraction(target, rate).limit_denominator(_MAX_POLYPHASE_DOWN)
         up, down = ratio.numerator, ratio.denominator
-    return np.asarray(resample_poly(mono, up, down), dtype=np.float32)
+    return up, down
+
+
+class StreamingResampler:
+    """`resample`, block by block as audio decodes, with the very same output.
+
+    Decoding a whole file at its own rate first would hold it all in float32: a 637 KB FLAC
+    of one hour of silence at 384 kHz is 5.5 GB. Here only the 16 kHz output grows. Each
+    block starts on a multiple of `down` input samples (so its output lands on the output
+    grid) and is filtered with enough input on both sides to cover resample_poly's filter
+    (10 * max(up, down) taps each side at the upsampled rate); the output kept from it is
+    then exactly what one call over the whole signal gives.
+    """
+
+    def __init__(self, rate: int, target: int = SAMPLE_RATE, *, block: int = 1 << 20) -> None:
+        """Resample from `rate` to `target`; about `block` input samples per filter call."""
+        self.same = rate == target
+        self.up, self.down = (1, 1) if self.same else _ratio(rate, target)
+        half = 10 * max(self.up, self.down) // self.up + 2  # filter half-length, input samples
+        self.context = -(-half // self.down) * self.down
+        self.block = max(1, -(-block // self.down)) * self.down
+        self._pending: Array = np.zeros(0, dtype=np.float32)  # input from `_start - context` on
+        self._start = 0  # input index of the next output block
+        self._offset = 0  # input index of _pending[0]
+        self._seen = 0
+        self._parts: list[Array] = []
+        self.output = 0  # samples produced so far
+
+    def feed(self, samples: Samples) -> None:
+        """Take the next input samples; resample every whole block now covered."""
+        samples = np.asarray(samples, dtype=np.float32)
+        self._seen += samples.size
+        if self.same:
+            self._keep(samples)
+            return
+        self._pending = np.concatenate([self._pending, samples])
+        while self._seen >= self._start + self.block + self.context:
+            self._run(self._start + self.block)
+
+    def finish(self) -> Array:
+        """Resample what is left; the whole output."""
+        if not self.same and self._start < self._seen:
+            self._run(self._seen)
+        out = np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.float32)
+        self._parts = [out]
+        return out
+
+    def _run(self, end: int) -> None:
+        first = max(0, self._start - self.context)
+        last = min(self._seen, end + self.context)
+        chunk = self._pending[first - self._offset : last - self._offset]
+        filtered = resample_poly(chunk, self.up, self.down)
+        skip = (self._start - first) * self.up // self.down
+        if end == self._seen:  # the end: as many samples as one call over everything gives
+            count = -(-self._seen * self.up // self.down) - self.output
+        else:
+            count = (end - self._start) * self.up // self.down
+        self._keep(np.asarray(filtered[skip : skip + count], dtype=np.float32))
+        self._start = end
+        keep_from = max(0, self._start - self.context)
+        self._pending = self._pending[keep_from - self._offset :]
+        self._offset = keep_from
+
+    def _keep(self, out: Array) -> None:
+        self._parts.append(out)
+        self.output += out.size
 
 
 async def _decode_ffmpeg(

@@ -817,3 +817,21 @@ def test_error_hierarchy() -> None:
     assert issubclass(AudioError, ValueError)
     assert issubclass(AudioTooLargeError, AudioError)
     assert issubclass(FFmpegNotFoundError, AudioError)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000, 383999, 384000])
+def test_streaming_resampler_matches_one_call(rate: int) -> None:
+    """Block by block, in pieces of any size, the output is `resample`'s over the whole."""
+    from model_service.audio.decoding import StreamingResampler, resample
+
+    rng = np.random.default_rng(rate)
+    for n in (1, 1000, 123_457):
+        x = rng.standard_normal(n).astype(np.float32)
+        expected = resample(x, rate)
+        for block, piece in ((4096, 777), (50, 13), (1 << 20, 100_000)):
+            resampler = StreamingResampler(rate, block=block)
+            for start in range(0, n, piece):
+                resampler.feed(x[start : start + piece])
+            out = resampler.finish()
+            assert out.shape == expected.shape, (n, block)
+            np.testing.assert_allclose(out, expected, atol=1e-5)
