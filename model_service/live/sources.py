@@ -36,9 +36,19 @@ MAX_URL = 2048
 # Sample format on the pipe: what every source is turned into.
 PIPE_ARGS: tuple[str, ...] = ("-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "pipe:1")
 
-# Protocols ffmpeg may open for network URLs. `file` is deliberately absent: a playlist or a
-# redirect served over HTTP must not be able to make the service read local files.
-_NET_PROTOCOLS = ("http", "https", "tcp", "tls", "crypto", "rtp", "udp", "rtsp", "rtsps", "srtp")
+# The protocols ffmpeg may open for each URL scheme: what the stream itself needs, nothing a
+# server's answer could turn into more. `file` is absent, so a playlist or redirect cannot make
+# the service read local files; `udp` and `rtp` are absent, so an SDP file served over HTTP (or
+# an RTSP server offering UDP transport) cannot make it bind ports on every interface where
+# anyone on the network could inject audio. RTSP runs interleaved over TCP (`-rtsp_transport
+# tcp`), which needs neither. HTTP(S) keep `crypto` for AES-encrypted HLS segments and each
+# other for redirects between them.
+_SCHEME_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "http": ("http", "https", "tcp", "tls", "crypto"),
+    "https": ("http", "https", "tcp", "tls", "crypto"),
+    "rtsp": ("rtsp", "tcp"),
+    "rtsps": ("rtsps", "tcp", "tls"),
+}
 
 
 class SourceError(ValueError):
@@ -291,7 +301,8 @@ def ffmpeg_args(spec: SourceSpec, ffmpeg: str = "ffmpeg", *, io_timeout: float =
             f"file:{path}",
             *PIPE_ARGS,
         ]
-    whitelist = ",".join(sorted({*_NET_PROTOCOLS, scheme}))
+    # A scheme an operator allowed in the config file opens only its own protocol.
+    whitelist = ",".join(sorted(set(_SCHEME_PROTOCOLS.get(scheme, (scheme,)))))
     args += ["-protocol_whitelist", whitelist]
     if scheme in ("rtsp", "rtsps"):
         # TCP: UDP through NAT or Wi-Fi loses packets silently; -timeout is RTSP's socket timeout.

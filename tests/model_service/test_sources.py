@@ -250,3 +250,24 @@ async def test_stop_interrupts_a_long_backoff(tmp_path: Path) -> None:
     started = asyncio.get_running_loop().time()
     await runner.stop()
     assert asyncio.get_running_loop().time() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("url", "protocols"),
+    [
+        ("http://cam/a.mp3", {"http", "https", "tcp", "tls", "crypto"}),
+        ("https://cam/live.m3u8", {"http", "https", "tcp", "tls", "crypto"}),
+        ("rtsp://u:p@cam/s", {"rtsp", "tcp"}),
+        ("rtsps://cam/s", {"rtsps", "tcp", "tls"}),
+        # A scheme an operator allows in the config file opens only its own protocol.
+        ("srt://cam:9000", {"srt"}),
+        ("/srv/a.wav", {"file"}),
+    ],
+)
+def test_protocol_whitelist_per_scheme(url: str, protocols: set[str]) -> None:
+    """Each scheme opens only what its stream needs: never udp or rtp (an SDP answer would
+    bind ports on every interface), never file from a network URL, never pipe."""
+    args = ffmpeg_args(SourceSpec(id="s", name="S", kind="ffmpeg", url=url))
+    allowed = set(args[args.index("-protocol_whitelist") + 1].split(","))
+    assert allowed == protocols
+    assert not allowed & {"udp", "rtp", "srtp", "pipe", "fd", "concat", "subfile", "data"}
