@@ -9,7 +9,13 @@ from typing import Any
 from aiohttp import BodyPartReader, hdrs, web
 
 from model_service import audio
-from model_service.api.common import SERVICE_KEY, multipart_parts, read_audio_body
+from model_service.api.common import (
+    SERVICE_KEY,
+    loads_json,
+    multipart_errors,
+    multipart_parts,
+    read_audio_body,
+)
 from model_service.detection.service import Service
 from model_service.models.asr import MAX_PHRASES, UnsupportedLanguageError, resolve_language
 
@@ -54,7 +60,7 @@ async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
 def parse_phrases(text: str) -> list[str]:
     """The `phrases` field: a JSON list of sentences (ValueError with a message otherwise)."""
     try:
-        value = json.loads(text)
+        value = loads_json(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"phrases must be a JSON list of strings: {err.msg}") from err
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
@@ -72,20 +78,21 @@ async def _read_multipart(
     content_type: str | None = None
     phrases: str | None = None
     language: str | None = None
-    async for part in multipart_parts(request):
-        if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
-            continue
-        if part.name == "audio":
-            content_type = part.headers.get(hdrs.CONTENT_TYPE)
-            data = await _read_part(part, limit, "the audio upload")
-        elif part.name == "phrases":
-            raw = await _read_part(part, MAX_FIELD_BYTES, "the phrases field")
-            phrases = raw.decode("utf-8", "replace")
-        elif part.name == "language":
-            raw = await _read_part(part, 1024, "the language field")
-            language = raw.decode("utf-8", "replace").strip()
-        else:
-            await part.release()
+    with multipart_errors():
+        async for part in multipart_parts(request):
+            if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
+                continue
+            if part.name == "audio":
+                content_type = part.headers.get(hdrs.CONTENT_TYPE)
+                data = await _read_part(part, limit, "the audio upload")
+            elif part.name == "phrases":
+                raw = await _read_part(part, MAX_FIELD_BYTES, "the phrases field")
+                phrases = raw.decode("utf-8", "replace")
+            elif part.name == "language":
+                raw = await _read_part(part, 1024, "the language field")
+                language = raw.decode("utf-8", "replace").strip()
+            else:
+                await part.release()
     return data, content_type, phrases, language
 
 

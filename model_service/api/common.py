@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+import contextlib
+import json
+from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
@@ -33,6 +36,27 @@ async def read_audio_body(request: web.Request, service: Service) -> audio.Decod
     return await audio.decode(
         data, request.headers.get("Content-Type"), ffmpeg=service.config.ffmpeg
     )
+
+
+def loads_json(text: str | bytes) -> Any:
+    """`json.loads` where every malformed document is a ValueError, including one nested too
+    deeply for the parser (`[` x 100000 raises RecursionError in the standard library)."""
+    try:
+        return json.loads(text)
+    except RecursionError as err:
+        raise ValueError("the JSON is nested too deeply") from err
+
+
+@contextlib.contextmanager
+def multipart_errors() -> Iterator[None]:
+    """Around reading a multipart body's parts: aiohttp asserts when a part's body ends before
+    its boundary ("Reading after EOF"), which is the client's malformed body, not our fault."""
+    try:
+        yield
+    except AssertionError as err:
+        raise web.HTTPBadRequest(
+            text=f"malformed multipart body: it ends inside a part ({err})"
+        ) from err
 
 
 async def multipart_parts(request: web.Request) -> AsyncIterator[BodyPartReader | MultipartReader]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from model_service.api.common import SERVICE_KEY, STORE_KEY, STREAMS_KEY, json_error
+from model_service.api.common import SERVICE_KEY, STORE_KEY, STREAMS_KEY, json_error, loads_json
 from model_service.live.hub import Subscriber
 from model_service.live.manager import StreamManager
 from model_service.live.runtime import SourceRuntime
@@ -18,6 +18,8 @@ from model_service.live.sources import SourceError
 from model_service.live.store import StoreError
 
 _LOGGER = logging.getLogger(__name__)
+# The largest `after` cursor taken: revs are SQLite integers (64-bit), far below this.
+MAX_AFTER = 2**62
 
 
 PUSH_RATE = 16000
@@ -66,7 +68,7 @@ def setup_live(app: web.Application) -> None:
 
 async def _json_body(request: web.Request) -> Any:
     try:
-        return await request.json()
+        return await request.json(loads=loads_json)
     except (ValueError, UnicodeDecodeError):
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "the body must be JSON"}), content_type="application/json"
@@ -156,7 +158,7 @@ def _bad(message: str) -> web.HTTPBadRequest:
 
 async def list_events(request: web.Request) -> web.Response:
     """Stored events that started or changed after `after`, in the order they last changed."""
-    after = _int_param(request, "after", 0, 0, 2**62)
+    after = _int_param(request, "after", 0, 0, MAX_AFTER)
     limit = _int_param(request, "limit", DEFAULT_EVENTS_LIMIT, 1, MAX_EVENTS_LIMIT)
     source = request.query.get("source") or None
     category = request.query.get("category") or None
@@ -294,7 +296,7 @@ class _Connection:
     async def handle_text(self, data: str) -> None:
         """Dispatch one JSON control message."""
         try:
-            message = json.loads(data)
+            message = loads_json(data)
         except ValueError:
             self.error("messages must be JSON objects")
             return
@@ -317,9 +319,11 @@ class _Connection:
             return
         after = message.get("after")
         if after is not None and (
-            isinstance(after, bool) or not isinstance(after, int) or after < 0
+            isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_AFTER
         ):
-            self.error("after must be a whole number >= 0 (the highest rev you have seen)")
+            self.error(
+                f"after must be a whole number from 0 to {MAX_AFTER} (the highest rev you have seen)"
+            )
             return
         # Register before the replay query so nothing committed in between is missed.
         self.manager.hub.add(self.out)

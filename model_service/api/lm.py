@@ -16,7 +16,6 @@ an OpenAI-compatible LM server fails.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-import json
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -27,6 +26,8 @@ from model_service.api.common import (
     STORE_KEY,
     STREAMS_KEY,
     json_error,
+    loads_json,
+    multipart_errors,
     multipart_parts,
     read_audio_body,
 )
@@ -54,8 +55,8 @@ async def _clip_to_samples(clip: bytes, service: Service) -> Array:
 
 async def _from_json(request: web.Request, service: Service) -> tuple[Array, str | None]:
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        body = await request.json(loads=loads_json)
+    except (ValueError, UnicodeDecodeError) as err:
         raise _InputError(400, f"the body is not valid JSON: {err}") from err
     if not isinstance(body, dict):
         raise _InputError(400, 'send a JSON object: {"source": id, "seconds": N} or {"event": seq}')
@@ -116,15 +117,16 @@ async def _from_multipart(request: web.Request, service: Service) -> tuple[Array
     content_type: str | None = None
     question: str | None = None
     limit = service.config.max_upload_bytes
-    async for part in multipart_parts(request):
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "audio":
-            content_type = part.headers.get("Content-Type")
-            data = await _read_part(part, limit)
-        elif part.name == "question":
-            raw = await _read_part(part, MAX_QUESTION_CHARS * 4)
-            question = raw.decode("utf-8", errors="replace")
+    with multipart_errors():
+        async for part in multipart_parts(request):
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "audio":
+                content_type = part.headers.get("Content-Type")
+                data = await _read_part(part, limit)
+            elif part.name == "question":
+                raw = await _read_part(part, MAX_QUESTION_CHARS * 4)
+                question = raw.decode("utf-8", errors="replace")
     if data is None:
         raise _InputError(400, "the form has no audio part")
     # A browser labels a file part application/octet-stream; decode() then sniffs it.
