@@ -25,6 +25,7 @@ from model_service.discovery import advertise
 from model_service.models.asr import AsrLoadError, load_asr
 from model_service.models.lm import LMLoadError, lm_from_config
 from model_service.models.taggers import TaggerLoadError, load_tagger
+from model_service.redaction import redact_url
 from model_service.wyoming import WyomingAsrServer
 
 _LOGGER = logging.getLogger("model_service")
@@ -148,7 +149,7 @@ async def serve(config: Config) -> None:
         )
     )
     if config.lm:
-        _LOGGER.info("Loading audio LM %s", config.lm)
+        _LOGGER.info("Loading audio LM %s", redact_url(config.lm))
     lm = await asyncio.to_thread(lm_from_config, config)
     if lm is not None:
         # A server that cannot take audio must stop the start, not fail the first question.

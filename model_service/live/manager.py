@@ -23,6 +23,7 @@ from model_service.live.sources import (
     spec_from_saved,
 )
 from model_service.live.store import EventStore, StoredEvent, StoreError
+from model_service.redaction import redact_text
 
 _LOGGER = logging.getLogger(__name__)
 MAX_SOURCES = 1000
@@ -81,7 +82,9 @@ class StreamManager:
             try:
                 spec = spec_from_config(entry, allowed, taken)
             except SourceError as err:
-                _LOGGER.error("Source %r in the config file is skipped: %s", entry, err)
+                url = entry.get("url") if isinstance(entry, dict) else None
+                shown = redact_text(repr(entry), url if isinstance(url, str) else None)
+                _LOGGER.error("Source %s in the config file is skipped: %s", shown, err)
                 continue
             taken.add(spec.id)
             specs.append(spec)

@@ -16,9 +16,10 @@ import re
 import time
 from typing import Any, Literal, Protocol
 import unicodedata
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from model_service import metrics
+from model_service.redaction import redact_text, redact_url
 from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
@@ -117,18 +118,6 @@ def unique_id(name: str, taken: set[str] | frozenset[str]) -> str:
     while f"{base}_{n}" in taken:
         n += 1
     return f"{base}_{n}"
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL (`rtsp://user:***@cam/...`)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def check_url(url: object, allowed_schemes: list[str] | tuple[str, ...]) -> str:
@@ -420,6 +409,8 @@ class FfmpegRunner:
                 if streamed >= self.stable_after:
                     self.backoff.reset()
                 delay = self.backoff.next_delay()
+                if error:
+                    error = redact_text(error, self.spec.url)
                 _LOGGER.warning(
                     "Source %s %s; retrying in %.0f s", self.spec.id, error or "ended", delay
                 )

@@ -16,13 +16,13 @@ from model_service.live.sources import (
     SourceSpec,
     check_url,
     ffmpeg_args,
-    redact_url,
     slugify,
     spec_from_config,
     spec_from_request,
     spec_from_saved,
     unique_id,
 )
+from model_service.redaction import redact_text, redact_url
 from tests.model_service.live_helpers import AudioServer, quiet, wav_bytes
 
 ALLOWED = list(DEFAULT_SCHEMES)
@@ -271,3 +271,30 @@ def test_protocol_whitelist_per_scheme(url: str, protocols: set[str]) -> None:
     allowed = set(args[args.index("-protocol_whitelist") + 1].split(","))
     assert allowed == protocols
     assert not allowed & {"udp", "rtp", "srtp", "pipe", "fd", "concat", "subfile", "data"}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rtsp://admin:pa/ss@cam/live", "rtsp://admin:***@cam/live"),
+        ("rtsp://u:p@ss@cam:554/x?y=1", "rtsp://u:***@cam:554/x?y=1"),
+        ("rtsp://u:p@ss/x@[fe80::1]:554/s", "rtsp://u:***@[fe80::1]:554/s"),
+        ("http://u:pass word@h/x", "http://u:***@h/x"),
+        ("rtsp://u:p#x@cam/s", "rtsp://u:***@cam/s"),
+        ("rtsp://u:p%40x@cam", "rtsp://u:***@cam"),
+        ("openai:http://key:sec/ret@gpu:8000/v1", "openai:http://key:***@gpu:8000/v1"),
+        ("rtsp://admin@cam/x", "rtsp://admin@cam/x"),
+        ("rtsp://cam/a@b", "rtsp://cam/a@b"),
+        ("http://h/x?q=ab@c", "http://h/x?q=ab@c"),
+    ],
+)
+def test_passwords_are_redacted_whatever_they_hold(url: str, shown: str) -> None:
+    """A password with `/`, `@`, `#`, a space or percent-escapes is still hidden, in the URL
+    and wherever else a message repeats it."""
+    assert redact_url(url) == shown
+    message = f"{url}: Connection refused (tried {url.split('://', 1)[1]})"
+    redacted = redact_text(message, url)
+    assert redacted.startswith(shown)
+    if shown != url:
+        password = url.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1]
+        assert password not in redacted

@@ -100,3 +100,50 @@ async def test_an_rtsp_camera_streams_over_tcp_without_udp(service: ServiceProce
     # Other processes on the machine may open UDP sockets meanwhile; none may be ffmpeg's
     # RTP pair, which ffmpeg takes from 5000-65000 in even/odd pairs.
     assert not any(p % 2 == 0 and p + 1 in opened for p in opened), opened
+
+
+async def test_a_camera_password_never_shows(service: ServiceProcess) -> None:
+    """A password with `/`, `@` and a space stays out of the source, its error and the log."""
+    password = "pa/ss w@rd"
+    port = free_port()  # nothing listens: the camera refuses the connection
+    url = f"rtsp://admin:{password}@127.0.0.1:{port}/live"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{service.url}/v1/sources", json={"name": "Door camera", "url": url}
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            created = await resp.text()
+        current: dict = {}
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            async with session.get(f"{service.url}/v1/sources/door_camera") as resp:
+                current = await resp.json()
+            if current["state"] == "retrying":
+                break
+    assert current["state"] == "retrying", current
+    assert current["url"] == f"rtsp://admin:***@127.0.0.1:{port}/live"
+    shown = created + str(current) + service.log_tail(400)
+    for secret in ("pa/ss", "w@rd", "ss w"):
+        assert secret not in shown, secret
+
+
+async def test_an_lm_password_never_shows(tmp_path: Path) -> None:
+    """An LM URL with a password that cannot be reached stops the start; neither the log
+    nor the error shows the password."""
+    port = free_port()
+    process = ServiceProcess(
+        tmp_path / "data",
+        log_path=tmp_path / "service.log",
+        extra_args=["--lm", f"openai:http://key:s3cr/et@127.0.0.1:{port}/v1"],
+    )
+    try:
+        await process.start(timeout=60)
+    except Exception as err:  # the start fails: the server is unreachable
+        message = str(err)
+    else:
+        raise AssertionError("the service started without its LM server")
+    finally:
+        await process.stop()
+    log = process.log_tail(400)
+    assert "cannot reach the LM server at http://key:***@127.0.0.1" in log, log[-2000:]
+    assert "s3cr" not in log + message

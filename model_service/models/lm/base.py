@@ -12,6 +12,7 @@ import numpy as np
 
 from model_service.arrays import Array, Samples
 from model_service.audio import AudioError
+from model_service.redaction import redact_url
 
 if TYPE_CHECKING:
     pass
@@ -58,7 +59,8 @@ def parse_lm_spec(spec: str) -> tuple[str, str]:
         url = spec.removeprefix("openai:").rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise LMLoadError(
-                f"--lm {spec}: expected openai:<base URL>, e.g. openai:http://127.0.0.1:8000/v1"
+                f"--lm {redact_url(spec)}: expected openai:<base URL>, "
+                "e.g. openai:http://127.0.0.1:8000/v1"
             )
         return "openai", url
     return "transformers", spec

@@ -30,6 +30,7 @@ from model_service.models.lm.families import (
     family_for_model_name,
     family_for_served_model,
 )
+from model_service.redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
     pass
@@ -59,6 +60,8 @@ class OpenAIAudioLM(AudioLMBase):
         server's defaults (vLLM: the model's generation config) apply otherwise.
         """
         self.base_url = base_url.rstrip("/")
+        # How the server is named in answers, logs and /v1/info: never with its password.
+        self.shown_url = redact_url(self.base_url)
         self.generation = dict(generation or {})
         self.model = model
         if family is not None and family not in FAMILIES:
@@ -79,11 +82,11 @@ class OpenAIAudioLM(AudioLMBase):
 
     def _make_info(self) -> LMInfo:
         return LMInfo(
-            name=self.model or self.base_url,
+            name=self.model or self.shown_url,
             backend="openai",
             family=self.family.name,
             max_new_tokens=self.max_new_tokens,
-            extra={"url": self.base_url},
+            extra={"url": self.shown_url},
         )
 
     def _headers(self) -> dict[str, str]:
@@ -116,14 +119,14 @@ class OpenAIAudioLM(AudioLMBase):
         data = await self._request(session, "GET", "/models")
         cards = data.get("data") if isinstance(data, dict) else None
         if not isinstance(cards, list) or not cards:
-            raise LMError(f"the LM server at {self.base_url} lists no model; set --lm-model")
+            raise LMError(f"the LM server at {self.shown_url} lists no model; set --lm-model")
         card = next(
             (c for c in cards if isinstance(c, dict) and c.get("id") == self.model),
             cards[0] if self.model is None else None,
         )
         if card is None:
             names = ", ".join(str(c.get("id")) for c in cards if isinstance(c, dict))
-            raise LMError(f"the LM server at {self.base_url} serves {names}, not {self.model}")
+            raise LMError(f"the LM server at {self.shown_url} serves {names}, not {self.model}")
         self.model = str(card["id"])
         self.family = self._family_override or family_for_served_model(card)
         self.info = self._make_info()
@@ -155,14 +158,14 @@ class OpenAIAudioLM(AudioLMBase):
             await self.stop()
             reason = str(err) or f"no answer within {self.timeout:g} s"
             raise LMLoadError(
-                f"the LM server at {self.base_url} does not answer audio requests ({reason}); "
+                f"the LM server at {self.shown_url} does not answer audio requests ({reason}); "
                 "it must serve an audio model with its audio encoder (see README: llama.cpp "
                 "cannot serve MiDashengLM's audio encoder)"
             ) from err
         _LOGGER.info(
             "Audio LM %s at %s answers audio (%s prompts)",
             self.model,
-            self.base_url,
+            self.shown_url,
             self.family.name,
         )
 
@@ -181,7 +184,8 @@ class OpenAIAudioLM(AudioLMBase):
                 except ValueError as err:
                     raise LMError(f"the LM server sent a non-JSON answer to {path}") from err
         except aiohttp.ClientError as err:
-            raise LMError(f"cannot reach the LM server at {self.base_url}: {err}") from err
+            reason = redact_text(str(err), self.base_url)
+            raise LMError(f"cannot reach the LM server at {self.shown_url}: {reason}") from err
 
     async def _generate(self, request: LMRequest) -> str:
         if self._waiting >= self.max_queue:
@@ -204,7 +208,7 @@ class OpenAIAudioLM(AudioLMBase):
                 data = await self._request(self._session, "POST", "/chat/completions", body)
         except TimeoutError as err:
             raise LMTimeoutError(
-                f"the LM server at {self.base_url} did not answer within {self.timeout:g} s"
+                f"the LM server at {self.shown_url} did not answer within {self.timeout:g} s"
             ) from err
         finally:
             self._waiting -= 1
