@@ -26,6 +26,10 @@ def default_data_dir() -> Path:
     return Path(base) / "midasheng"
 
 
+# A token guessable by trying is no protection on a network: 16 characters of hex is 64 bits.
+MIN_NETWORK_TOKEN = 16
+
+
 @dataclass(kw_only=True)
 class Config:
     """Everything the service can be told, with the defaults a first-time user needs."""
@@ -76,11 +80,21 @@ class Config:
 
     def validate(self) -> None:
         """Refuse settings that are unsafe or cannot work, with a message that says why."""
+        if self.token is not None and self.token != self.token.strip():
+            raise ConfigError(
+                "the token starts or ends with whitespace, which no client can send back; remove it"
+            )
         if not is_loopback(self.host) and not self.token:
             raise ConfigError(
                 f"refusing to listen on {self.host} without a token: anyone on the network "
                 "could use the service. Set --token (or MIDASHENG_TOKEN, or token: in the "
                 "config file), or bind to 127.0.0.1"
+            )
+        if not is_loopback(self.host) and len(self.token or "") < MIN_NETWORK_TOKEN:
+            raise ConfigError(
+                f"refusing to listen on {self.host} with a token of {len(self.token or '')} "
+                f"characters: on a network it needs at least {MIN_NETWORK_TOKEN} (for "
+                'example --token "$(openssl rand -hex 16)")'
             )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], not {self.device!r}")

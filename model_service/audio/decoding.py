@@ -454,7 +454,9 @@ def _validated(
         # A few bad samples (a glitching float encoder) are dropped quietly; a clip that is
         # mostly garbage would only yield meaningless scores.
         raise AudioError(f"audio is mostly NaN or infinite ({100 * bad / total:.0f}% of samples)")
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    # Float files may hold anything (1e30 gave a "770 dBFS" level): full scale is the limit of
+    # what a microphone records, and of what the models were trained on.
+    samples = np.clip(np.ascontiguousarray(samples, dtype=np.float32), -1.0, 1.0)
     return Decoded(
         samples=samples,
         source_rate=rate,

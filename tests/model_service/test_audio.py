@@ -835,3 +835,11 @@ def test_streaming_resampler_matches_one_call(rate: int) -> None:
             out = resampler.finish()
             assert out.shape == expected.shape, (n, block)
             np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+async def test_float_audio_beyond_full_scale_is_clipped() -> None:
+    """A float WAV of 1e30 decodes to full scale, so no level reads above 0 dBFS."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.full(RATE, 1e30, dtype=np.float32), RATE, format="WAV", subtype="FLOAT")
+    decoded = await decode(buffer.getvalue(), "audio/wav")
+    assert float(np.max(np.abs(decoded.samples))) == 1.0

@@ -68,8 +68,9 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 
 def test_token_from_environment_allows_open_bind() -> None:
     """MIDASHENG_TOKEN satisfies the token requirement; flags override the file."""
-    config = build_config({"host": "0.0.0.0"}, {}, environ={"MIDASHENG_TOKEN": "abc"})
-    assert config.token == "abc"
+    token = "0123456789abcdef"
+    config = build_config({"host": "0.0.0.0"}, {}, environ={"MIDASHENG_TOKEN": token})
+    assert config.token == token
     config = build_config({"port": 9000}, {"port": 9100}, environ={})
     assert config.port == 9100
 
@@ -123,3 +124,15 @@ async def test_real_process_logs_ready_and_enforces_token(tmp_path: Path) -> Non
         status = await proc.stop()
     assert status == 0, proc.log_tail()
     assert "Ready" in proc.log_tail(), proc.log_tail()
+
+
+@pytest.mark.parametrize(
+    "token", [" ", "x", "short-token", " 0123456789abcdef", "0123456789abcdef\n"]
+)
+def test_weak_or_unusable_tokens_are_refused_on_a_network(token: str) -> None:
+    """A blank, short or whitespace-padded token cannot protect a network bind."""
+    with pytest.raises(ConfigError, match="token"):
+        build_config({"host": "0.0.0.0"}, {}, environ={"MIDASHENG_TOKEN": token})
+    # On loopback a short token is the user's choice; padding is still refused.
+    if token == token.strip():
+        assert build_config({}, {}, environ={"MIDASHENG_TOKEN": token}).token == token
