@@ -69,6 +69,8 @@ class Config:
     # Live sources
     sources: list[dict[str, Any]] = field(default_factory=list)
     allowed_schemes: list[str] = field(default_factory=lambda: list(DEFAULT_SCHEMES))
+    # Names (besides loopback addresses and the bound host) clients may call the service by.
+    allowed_hosts: list[str] = field(default_factory=list)
     clip_retention_hours: float = 72.0
     clip_max_mb: float = 500.0
     ffmpeg: str = "ffmpeg"
@@ -158,7 +160,7 @@ def build_config(
     merged.update({k: v for k, v in (cli_values or {}).items() if v is not None and k in _FIELDS})
     if "data_dir" in merged:
         merged["data_dir"] = Path(merged["data_dir"]).expanduser()
-    for key in ("sources", "allowed_schemes"):
+    for key in ("sources", "allowed_schemes", "allowed_hosts"):
         if key in merged and not isinstance(merged[key], list):
             raise ConfigError(f"{key} must be a list")
     if "lm_generation" in merged and not isinstance(merged["lm_generation"], dict):

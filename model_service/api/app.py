@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 import hmac
 import logging
 import time
+from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
@@ -17,6 +18,7 @@ from model_service.api.common import SERVICE_KEY, json_error, read_audio_body
 from model_service.api.live import setup_live
 from model_service.api.lm import setup_lm
 from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
+from model_service.config import is_loopback
 from model_service.detection.service import Service
 from model_service.models.batcher import BatcherClosedError, QueueFullError
 from model_service.sensitivity import Sensitivity
@@ -88,6 +90,53 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         _LOGGER.exception("Unexpected error handling %s %s", request.method, request.path)
         return json_error(500, "internal error; see the service log")
+
+
+def _host_name(host: str) -> str:
+    """The name or address of a Host header or an origin's netloc, without port or brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def browser_middleware(
+    bind_host: str, token: str | None, allowed_hosts: Sequence[str]
+) -> Middleware:
+    """What a web page in the user's browser must not be able to do with the service.
+
+    Without a token the service trusts whatever reaches its loopback port, and a browser on
+    the same machine reaches it too. So, without a token, a request must name the service by
+    a loopback address, the bound address or a name in `allowed_hosts` (a page on a name it
+    controls that resolves to 127.0.0.1, DNS rebinding, is refused). Whatever the mode, a
+    request a page sends from another origin (its `Origin` header) may not change anything
+    and may not open the WebSocket; clients that are not browsers send no `Origin`.
+    """
+    names = {bind_host.lower(), *(name.lower() for name in allowed_hosts)}
+
+    def known(name: str) -> bool:
+        return name in names or is_loopback(name)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        served = _host_name(request.host or "")
+        if not token and not known(served):
+            return json_error(
+                403,
+                f"this service is not served as {served!r}: use 127.0.0.1, or add the name to "
+                "allowed_hosts in the config file",
+            )
+        origin = request.headers.get(hdrs.ORIGIN)
+        changes = request.method not in ("GET", "HEAD", "OPTIONS")
+        upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        if origin is not None and (changes or upgrade):
+            parts = urlsplit(origin)
+            same = parts.netloc.lower() == (request.host or "").lower()
+            if not same:
+                return json_error(403, f"requests from web pages of {origin} are refused")
+        return await handler(request)
+
+    return guard
 
 
 def auth_middleware(token: str | None) -> Middleware:
@@ -171,7 +220,14 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 def create_app(service: Service) -> web.Application:
     """Build the aiohttp application around a loaded service."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware(service.config.token)],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            browser_middleware(
+                service.config.host, service.config.token, service.config.allowed_hosts
+            ),
+            auth_middleware(service.config.token),
+        ],
         # Audio bodies are read as streams with their own limit; this caps everything else
         # (JSON, multipart fields) at the same size.
         client_max_size=service.config.max_upload_bytes,

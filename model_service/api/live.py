@@ -67,6 +67,13 @@ def setup_live(app: web.Application) -> None:
 
 
 async def _json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        # A web page can POST text/plain across sites without asking first; it cannot send
+        # application/json without a CORS preflight, which this service never grants.
+        raise web.HTTPUnsupportedMediaType(
+            text=json.dumps({"error": "send the body as Content-Type: application/json"}),
+            content_type="application/json",
+        )
     try:
         return await request.json(loads=loads_json)
     except (ValueError, UnicodeDecodeError):

@@ -64,6 +64,10 @@ _AUDIO_BODY = {
     },
 }
 
+# Requests from a web page of another origin, or (without a token) naming the service by a
+# host it is not served as (DNS rebinding).
+_BROWSER_REFUSED = {"403": _err("Refused: a foreign web page's Origin, or an unknown Host")}
+
 _AUDIO_ERRORS = {
     "400": _err("Undecodable, empty or all-NaN audio"),
     "413": _err("Upload over the size limit"),
@@ -203,6 +207,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "201": _json({"$ref": "#/components/schemas/Source"}, "Created"),
                 "400": _err("Bad body or URL scheme"),
+                **_BROWSER_REFUSED,
+                "415": _err("The body is not sent as application/json"),
                 **_UNSAVED,
             },
         },
@@ -238,7 +244,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "200": _json({"$ref": "#/components/schemas/Source"}),
                 "400": _err("Bad body"),
+                **_BROWSER_REFUSED,
                 "404": _err("No such source"),
+                "415": _err("The body is not sent as application/json"),
                 **_UNSAVED,
             },
         },
