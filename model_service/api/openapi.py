@@ -54,14 +54,15 @@ _NULLABLE_STRING = {"type": ["string", "null"]}
 _UNAUTHORIZED = {"401": _err("Missing or wrong bearer token")}
 
 
+_AUDIO_CONTENT: dict[str, Any] = {
+    "audio/*": {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+}
 _AUDIO_BODY = {
     "required": True,
     "description": "An audio file (WAV, FLAC, OGG, MP3, anything ffmpeg decodes) or raw PCM "
     "as audio/L16;rate=N;channels=C (big-endian).",
-    "content": {
-        "audio/*": {"schema": {"type": "string", "format": "binary"}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-    },
+    "content": _AUDIO_CONTENT,
 }
 
 # Requests from a web page of another origin, or (without a token) naming the service by a
@@ -164,9 +165,21 @@ PATHS: dict[str, dict[str, Any]] = {
     "/v1/transcribe": {
         "post": {
             "summary": "Speech to text",
+            "parameters": [
+                {"name": "language", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "phrases",
+                    "in": "query",
+                    "description": "with a raw audio body: JSON list of expected sentences",
+                    "schema": {"type": "string"},
+                },
+            ],
             "requestBody": {
                 "required": True,
+                "description": "Multipart (audio, phrases, language) or a raw audio body as "
+                "for /v1/classify, with language and phrases in the query.",
                 "content": {
+                    **_AUDIO_CONTENT,
                     "multipart/form-data": {
                         "schema": {
                             "type": "object",
@@ -179,7 +192,7 @@ PATHS: dict[str, dict[str, Any]] = {
                                 "language": {"type": "string"},
                             },
                         }
-                    }
+                    },
                 },
             },
             "responses": {
@@ -262,11 +275,13 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/v1/events": {
         "get": {
-            "summary": "Stored events after a seq, ordered by seq",
+            "summary": "Stored events that started or changed after a rev, in the order they "
+            "last changed (by rev)",
             "parameters": [
                 {
                     "name": "after",
                     "in": "query",
+                    "description": "the highest rev already seen (0: from the start)",
                     "schema": {"type": "integer", "default": 0, "minimum": 0, "maximum": 2**62},
                 },
                 {
@@ -316,8 +331,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/openapi.json": {
         "get": {
-            "summary": "This document",
-            "security": [],
+            "summary": "This document (needs the token when the service has one)",
             "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]})},
         }
     },
