@@ -17,11 +17,14 @@ from aiohttp import web
 
 from model_service import __version__
 from model_service.api.app import create_app
+from model_service.api.common import GUARD_KEY
+from model_service.api.connections import KEEPALIVE_TIMEOUT, GuardedSite
 from model_service.categories import CATEGORY_IDS
 from model_service.config import Config, ConfigError, build_config, load_file
 from model_service.detection.events import params_for
 from model_service.detection.service import Service
 from model_service.discovery import advertise
+from model_service.logs import setup_logging
 from model_service.models.asr import AsrLoadError, load_asr
 from model_service.models.lm import LMLoadError, lm_from_config
 from model_service.models.taggers import TaggerLoadError, load_tagger
@@ -174,9 +177,13 @@ async def serve(config: Config) -> None:
         )
     service = Service.create(config, tagger, lm=lm, asr=asr)
     app = create_app(service)
-    runner = web.AppRunner(app, access_log=None if not config.debug else _LOGGER)
+    runner = web.AppRunner(
+        app,
+        access_log=None if not config.debug else _LOGGER,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = GuardedSite(runner, config.host, config.port, app[GUARD_KEY])
     await site.start()
     wyoming = None
     if config.wyoming_port and asr is not None:
@@ -218,10 +225,7 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - before logging is set up
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if config.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(config.debug)
     try:
         asyncio.run(serve(config))
     except TaggerLoadError as err:

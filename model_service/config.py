@@ -74,6 +74,10 @@ class Config:
     clip_retention_hours: float = 72.0
     clip_max_mb: float = 500.0
     ffmpeg: str = "ffmpeg"
+    # Open HTTP/WebSocket connections at once (also bounded by the descriptor limit).
+    max_connections: int = 512
+    # Free space the data dir's disk keeps: below it, the oldest clips go first.
+    min_free_mb: float = 256.0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -108,6 +112,10 @@ class Config:
             raise ConfigError("--max-upload-mb must be between 0 and 4096")
         if not 0 < self.port < 65536:
             raise ConfigError(f"invalid port {self.port}")
+        if not 8 <= self.max_connections <= 1_000_000:
+            raise ConfigError("max_connections must be between 8 and 1000000")
+        if self.min_free_mb < 0:
+            raise ConfigError("min_free_mb must be 0 or more")
         if self.max_batch < 1 or self.max_queue < self.max_batch:
             raise ConfigError("max_batch must be >= 1 and max_queue >= max_batch")
 

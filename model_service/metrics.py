@@ -97,6 +97,20 @@ WS_QUEUE_DEPTH = Gauge(
     "Messages waiting to be sent, summed over WebSocket subscribers",
     registry=REGISTRY,
 )
+WS_QUEUE_BYTES = Gauge(
+    "midasheng_ws_queue_bytes",
+    "Bytes of text waiting to be sent, summed over WebSocket subscribers",
+    registry=REGISTRY,
+)
+CONNECTIONS = Gauge(
+    "midasheng_http_connections", "Open HTTP and WebSocket connections", registry=REGISTRY
+)
+CONNECTIONS_CLOSED = Counter(
+    "midasheng_http_connections_closed",
+    "Connections the service closed to protect itself, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
 WS_OVERFLOWS = Counter(
     "midasheng_ws_overflows",
     "WebSocket subscribers disconnected because they fell too far behind",

@@ -14,7 +14,8 @@ from aiohttp.typedefs import Middleware
 
 from model_service import __version__, audio, categories, metrics
 from model_service.api.asr import setup_asr
-from model_service.api.common import SERVICE_KEY, json_error, read_audio_body
+from model_service.api.common import GUARD_KEY, SERVICE_KEY, json_error, read_audio_body
+from model_service.api.connections import ConnectionGuard, connection_limit
 from model_service.api.live import setup_live
 from model_service.api.lm import setup_lm
 from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
@@ -219,8 +220,10 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 def create_app(service: Service) -> web.Application:
     """Build the aiohttp application around a loaded service."""
+    guard = ConnectionGuard(limit=connection_limit(service.config.max_connections))
     app = web.Application(
         middlewares=[
+            guard.middleware(),
             metrics_middleware,
             error_middleware,
             browser_middleware(
@@ -233,6 +236,7 @@ def create_app(service: Service) -> web.Application:
         client_max_size=service.config.max_upload_bytes,
     )
     app[SERVICE_KEY] = service
+    app[GUARD_KEY] = guard
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/info", info)
     app.router.add_post("/v1/classify", classify)

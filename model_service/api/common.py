@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from model_service import audio
+from model_service.api.connections import ConnectionGuard
 from model_service.detection.service import Service
 from model_service.live.manager import StreamManager
 from model_service.live.store import EventStore
@@ -17,6 +18,7 @@ from model_service.live.store import EventStore
 SERVICE_KEY = web.AppKey("service", Service)
 STREAMS_KEY = web.AppKey("streams", StreamManager)
 STORE_KEY = web.AppKey("event_store", EventStore)
+GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -26,7 +26,10 @@ PUSH_RATE = 16000
 MAX_EVENTS_LIMIT = 1000
 DEFAULT_EVENTS_LIMIT = 100
 REPLAY_PAGE = 500
-SEND_TIMEOUT = 5.0
+# A peer that takes nothing for this long is gone (Home Assistant may pause for seconds).
+SEND_TIMEOUT = 30.0
+# For the overflow notice and the close after it: that peer is known to be behind.
+NOTICE_TIMEOUT = 5.0
 
 
 def setup_live(app: web.Application) -> None:
@@ -198,6 +201,12 @@ async def event_clip(request: web.Request) -> web.Response:
 # -- WebSocket -------------------------------------------------------------------------------
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """A client's value quoted in an error, cut short: replies never grow with what was sent."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class _Connection:
     """One `/v1/ws` connection: a reader (this handler) and a sender task sharing a queue."""
 
@@ -241,13 +250,21 @@ class _Connection:
                     out.wake.clear()
                     await out.wake.wait()
                     continue
-                text, rev = out.queue.popleft()
+                text, rev = out.pop()
                 if rev is not None and rev <= self.skip_upto:
                     continue
-                await ws.send_str(text)
+                await self._send(text)
+        except TimeoutError:
+            await self._overflow()
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             # RuntimeError: aiohttp refuses to send on a closing socket. Nothing to tell.
             return
+
+    async def _send(self, text: str) -> None:
+        """Send one message; a peer that takes none of it for SEND_TIMEOUT fell behind."""
+        # Once the socket's buffers are full, send_str waits for the peer to read: without
+        # the timeout a client that stopped reading would hold this task forever.
+        await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT)
 
     async def _replay(self) -> None:
         store = self.manager.store
@@ -265,7 +282,7 @@ class _Connection:
                     )
                     return
                 for event in events:
-                    await self.ws.send_str(
+                    await self._send(
                         json.dumps(
                             {"type": "event", "event": event.as_dict(), "replay": True},
                             separators=(",", ":"),
@@ -278,19 +295,21 @@ class _Connection:
             # in its latest form).
             self.skip_upto = counter
         for source in self.manager.list():
-            await self.ws.send_str(json.dumps({"type": "source", "source": source}))
-        await self.ws.send_str(json.dumps({"type": "subscribed", "last_seq": counter}))
+            await self._send(json.dumps({"type": "source", "source": source}))
+        await self._send(json.dumps({"type": "subscribed", "last_seq": counter}))
 
     async def _overflow(self) -> None:
-        _LOGGER.warning("A WebSocket subscriber fell behind and is disconnected")
+        _LOGGER.warning(
+            "A WebSocket client (%s) fell behind and is disconnected", self.request.remote
+        )
         try:
-            await asyncio.wait_for(self.ws.send_str('{"type":"overflow"}'), SEND_TIMEOUT)
+            await asyncio.wait_for(self.ws.send_str('{"type":"overflow"}'), NOTICE_TIMEOUT)
             await asyncio.wait_for(
                 self.ws.close(
                     code=WSCloseCode.TRY_AGAIN_LATER,
                     message=b"fell behind; reconnect and subscribe with after",
                 ),
-                SEND_TIMEOUT,
+                NOTICE_TIMEOUT,
             )
         except (TimeoutError, ConnectionError, RuntimeError):
             # The peer does not read at all: drop the TCP connection.
@@ -318,7 +337,9 @@ class _Connection:
         elif kind == "push_stop":
             await self._push_stop(message)
         else:
-            self.error(f"unknown message type {kind!r}; use subscribe, push_start or push_stop")
+            self.error(
+                f"unknown message type {_shown(kind)}; use subscribe, push_start or push_stop"
+            )
 
     def _subscribe(self, message: dict[str, Any]) -> None:
         if self.out.subscribed:
@@ -346,7 +367,7 @@ class _Connection:
             return
         runtime = self.manager.sources.get(source_id)
         if runtime is None:
-            self.error(f"no source {source_id!r}")
+            self.error(f"no source {_shown(source_id)}")
             return
         if runtime.spec.kind != "push":
             self.error(f"source {source_id!r} is an {runtime.spec.kind} source, not a push source")
@@ -362,7 +383,7 @@ class _Connection:
     async def _push_stop(self, message: dict[str, Any]) -> None:
         source_id = message.get("source")
         if self.pushing is None or (source_id is not None and source_id != self.pushing.id):
-            self.error(f"not pushing to {source_id!r}")
+            self.error(f"not pushing to {_shown(source_id)}")
             return
         runtime, self.pushing = self.pushing, None
         await runtime.push_stop(self)

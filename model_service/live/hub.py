@@ -17,6 +17,10 @@ from model_service.arrays import Array
 _LOGGER = logging.getLogger(__name__)
 RING_SECONDS = 40.0  # >= 30 s of history plus the analysis backlog
 _SCALE = np.float32(1.0 / 32768.0)
+# What one WebSocket connection may have waiting to be sent. A live subscriber gets a few
+# hundred bytes per second per source; a client that stops reading reaches this and is
+# disconnected (1013) instead of growing the service.
+SUBSCRIBER_MAX_BYTES = 4 * 1024 * 1024
 
 
 class RingBuffer:
@@ -83,15 +87,18 @@ class RingBuffer:
 class Subscriber:
     """One WebSocket connection's bounded outgoing queue.
 
-    Publishing never waits: when the queue is full the subscriber is marked overflowed and
-    its queue dropped; the connection then says so and closes, and the client resumes with
-    `after`. Items are (json text, rev) where rev is set for event messages.
+    Publishing never waits: when the queue would hold more than `max_queue` messages or
+    `max_bytes` of text, the subscriber is marked overflowed and its queue dropped; the
+    connection then says so, closes with 1013 and the client resumes with `after`. Items are
+    (json text, rev) where rev is set for event messages.
     """
 
-    def __init__(self, max_queue: int) -> None:
-        """Create an empty queue of at most `max_queue` messages."""
+    def __init__(self, max_queue: int, max_bytes: int = SUBSCRIBER_MAX_BYTES) -> None:
+        """Create an empty queue of at most `max_queue` messages and `max_bytes` characters."""
         self.max_queue = max_queue
+        self.max_bytes = max_bytes
         self.queue: deque[tuple[str, int | None]] = deque()
+        self.queued_bytes = 0
         self.wake = asyncio.Event()
         self.overflowed = False
         self.subscribed = False
@@ -100,13 +107,21 @@ class Subscriber:
         """Queue a message unless the subscriber already fell behind."""
         if self.overflowed:
             return
-        if len(self.queue) >= self.max_queue:
+        if len(self.queue) >= self.max_queue or self.queued_bytes + len(text) > self.max_bytes:
             self.overflowed = True
             self.queue.clear()
+            self.queued_bytes = 0
             metrics.WS_OVERFLOWS.inc()
         else:
             self.queue.append((text, rev))
+            self.queued_bytes += len(text)
         self.wake.set()
+
+    def pop(self) -> tuple[str, int | None]:
+        """The oldest queued message."""
+        text, rev = self.queue.popleft()
+        self.queued_bytes -= len(text)
+        return text, rev
 
 
 class Hub:
@@ -138,3 +153,7 @@ class Hub:
     def queued(self) -> int:
         """Messages waiting, over all subscribers (for /metrics)."""
         return sum(len(s.queue) for s in self.subscribers)
+
+    def queued_bytes(self) -> int:
+        """Characters waiting, over all subscribers (for /metrics)."""
+        return sum(s.queued_bytes for s in self.subscribers)

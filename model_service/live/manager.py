@@ -69,6 +69,7 @@ class StreamManager:
         """Open the store, close events a crash left open, start config and saved sources."""
         await self.store.open()
         metrics.WS_QUEUE_DEPTH.set_function(self.hub.queued)
+        metrics.WS_QUEUE_BYTES.set_function(self.hub.queued_bytes)
         closed = await self.store.close_open_events()
         if closed:
             _LOGGER.warning(
