@@ -86,6 +86,11 @@ STORE_QUEUE = Gauge(
     "Event log operations waiting for the database thread",
     registry=REGISTRY,
 )
+STORE_UNSAVED = Gauge(
+    "midasheng_store_unsaved_events",
+    "Events delivered live but not yet written (the data dir's disk is full or failing)",
+    registry=REGISTRY,
+)
 STORE_ERRORS = Counter(
     "midasheng_store_errors", "Event log reads or writes that failed", registry=REGISTRY
 )

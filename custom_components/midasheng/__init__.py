@@ -21,7 +21,7 @@ from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
 
 from .api import API_VERSION, MidashengAuthError, MidashengClient, MidashengError
-from .const import DOMAIN, ISSUE_INCOMPATIBLE, ISSUE_UNREACHABLE, STORAGE_VERSION
+from .const import DOMAIN, ISSUE_INCOMPATIBLE, ISSUE_STORAGE, ISSUE_UNREACHABLE, STORAGE_VERSION
 from .coordinator import (
     MidashengConfigEntry,
     MidashengCoordinator,
@@ -157,7 +157,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -
 async def async_remove_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -> None:
     """Forget the resume point and the entry's repair issues."""
     await Store(hass, STORAGE_VERSION, storage_key(entry.entry_id)).async_remove()
-    for issue in (ISSUE_INCOMPATIBLE, ISSUE_UNREACHABLE):
+    for issue in (ISSUE_INCOMPATIBLE, ISSUE_UNREACHABLE, ISSUE_STORAGE):
         ir.async_delete_issue(hass, DOMAIN, f"{issue}_{entry.entry_id}")
 
 

@@ -80,6 +80,8 @@ WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "WsLevel": frozenset({"type", "source", "dbfs"}),
     "WsSubscribed": frozenset({"type", "last_seq"}),
     "WsOverflow": frozenset({"type"}),
+    "WsStorage": frozenset({"type", "storage"}),
+    "Storage": frozenset({"ok", "problem", "free_mb", "unsaved_events"}),
     "WsError": frozenset({"type", "error"}),
 }
 
@@ -446,6 +448,16 @@ class OverflowMessage:
     """The subscriber fell behind; the service closes and the client resumes with `after`."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageMessage:
+    """Whether the service can store events; when not, what is wrong (sent on subscribe and
+    on every change). Events are delivered live either way."""
+
+    ok: bool
+    problem: str | None
+    unsaved_events: int
+
+
 type WsMessage = (
     EventMessage
     | LevelMessage
@@ -454,6 +466,7 @@ type WsMessage = (
     | SubscribedMessage
     | ErrorMessage
     | OverflowMessage
+    | StorageMessage
 )
 
 
@@ -481,6 +494,13 @@ def parse_message(data: Mapping[str, Any]) -> WsMessage | None:
                 return ErrorMessage(error=str(data.get("error", "")))
             case "overflow":
                 return OverflowMessage()
+            case "storage":
+                storage = data["storage"]
+                return StorageMessage(
+                    ok=bool(storage["ok"]),
+                    problem=None if storage.get("problem") is None else str(storage["problem"]),
+                    unsaved_events=int(storage.get("unsaved_events") or 0),
+                )
     except (KeyError, TypeError, ValueError) as err:
         raise MidashengResponseError(f"malformed {kind} message: {err!r}") from err
     return None

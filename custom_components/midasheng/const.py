@@ -61,4 +61,5 @@ LEVEL_JUMP_DB: Final = 6.0
 
 ISSUE_UNREACHABLE: Final = "service_unreachable"
 ISSUE_DEAF: Final = "source_deaf"
+ISSUE_STORAGE: Final = "storage_problem"
 ISSUE_INCOMPATIBLE: Final = "incompatible_version"

@@ -32,6 +32,7 @@ from .api import (
     Source,
     SourceMessage,
     SourceRemovedMessage,
+    StorageMessage,
     SubscribedMessage,
     WsMessage,
 )
@@ -41,6 +42,7 @@ from .const import (
     DOMAIN,
     EVENT_SOUND,
     ISSUE_DEAF,
+    ISSUE_STORAGE,
     ISSUE_UNREACHABLE,
     LOGGER,
     MIN_REPAIR_AFTER,
@@ -146,6 +148,7 @@ class MidashengCoordinator:
         # Sources not heard: the timer that raises their repair issue, or the issue raised.
         self._deaf_timers: dict[str, CALLBACK_TYPE] = {}
         self._deaf_issues: set[str] = set()
+        self._storage_issue = False
         self._overflowed = False
         # Handshake bookkeeping: what the service sent between subscribe and "subscribed".
         self._resumed_from: int | None = None
@@ -315,6 +318,8 @@ class MidashengCoordinator:
         ir.async_delete_issue(self.hass, DOMAIN, self.unreachable_issue_id)
         for source_id in set(self._deaf_timers) | self._deaf_issues:
             self._clear_deaf(source_id)
+        ir.async_delete_issue(self.hass, DOMAIN, self.storage_issue_id)
+        self._storage_issue = False
 
     async def _async_run(self) -> None:
         delay = RECONNECT_MIN_DELAY
@@ -469,6 +474,33 @@ class MidashengCoordinator:
             self._deaf_issues.discard(source_id)
             ir.async_delete_issue(self.hass, DOMAIN, self.deaf_issue_id(source_id))
 
+    # The service's storage
+
+    @property
+    def storage_issue_id(self) -> str:
+        """Repair issue raised while the service cannot store events."""
+        return f"{ISSUE_STORAGE}_{self.entry.entry_id}"
+
+    @callback
+    def _handle_storage(self, ok: bool, problem: str | None) -> None:
+        if ok:
+            if self._storage_issue:
+                LOGGER.info("The service at %s can store events again", self.client.url)
+                ir.async_delete_issue(self.hass, DOMAIN, self.storage_issue_id)
+                self._storage_issue = False
+            return
+        LOGGER.warning("The service at %s has a storage problem: %s", self.client.url, problem)
+        self._storage_issue = True
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self.storage_issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_STORAGE,
+            translation_placeholders={"title": self.entry.title, "problem": problem or ""},
+        )
+
     # Messages
 
     def _begin_handshake(self) -> None:
@@ -500,6 +532,8 @@ class MidashengCoordinator:
             case OverflowMessage():
                 LOGGER.debug("Fell behind the service's event stream; resuming")
                 self._overflowed = True
+            case StorageMessage(ok=ok, problem=problem):
+                self._handle_storage(ok, problem)
         return False
 
     @callback

@@ -14,7 +14,13 @@ from aiohttp.typedefs import Middleware
 
 from model_service import __version__, audio, categories, metrics
 from model_service.api.asr import setup_asr
-from model_service.api.common import GUARD_KEY, SERVICE_KEY, json_error, read_audio_body
+from model_service.api.common import (
+    GUARD_KEY,
+    SERVICE_KEY,
+    STORE_KEY,
+    json_error,
+    read_audio_body,
+)
 from model_service.api.connections import ConnectionGuard, connection_limit
 from model_service.api.live import setup_live
 from model_service.api.lm import setup_lm
@@ -161,8 +167,9 @@ def auth_middleware(token: str | None) -> Middleware:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness probe (no auth)."""
-    return web.json_response({"status": "ok"})
+    """Liveness probe (no auth); `degraded` when events cannot be stored right now."""
+    storage = request.app[STORE_KEY].storage
+    return web.json_response({"status": "ok" if storage["ok"] else "degraded", "storage": storage})
 
 
 def info_payload(service: Service) -> dict[str, object]:

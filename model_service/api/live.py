@@ -296,6 +296,7 @@ class _Connection:
             self.skip_upto = counter
         for source in self.manager.list():
             await self._send(json.dumps({"type": "source", "source": source}))
+        await self._send(json.dumps({"type": "storage", "storage": store.storage}))
         await self._send(json.dumps({"type": "subscribed", "last_seq": counter}))
 
     async def _overflow(self) -> None:

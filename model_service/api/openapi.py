@@ -120,9 +120,12 @@ _UNSAVED = {"503": _err("The change could not be saved (the data folder is unwri
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/health": {
         "get": {
-            "summary": "Liveness probe",
+            "summary": "Liveness probe, and whether events can be stored",
+            "description": "200 while the service runs. `status` is `degraded` when the data "
+            "dir's disk is full or failing: events are still detected and delivered live, and "
+            "kept in memory until they can be written (`storage`).",
             "security": [],
-            "responses": {"200": _json(_object({"status": {"const": "ok"}}))},
+            "responses": {"200": _json(_ref("Health"))},
         }
     },
     "/v1/info": {
@@ -446,6 +449,23 @@ SCHEMAS: dict[str, Any] = {
         },
         extra=True,
     ),
+    "Storage": _object(
+        {
+            "ok": {"type": "boolean"},
+            "problem": {
+                **_NULLABLE_STRING,
+                "description": "what is wrong and what to do, when not ok",
+            },
+            "free_mb": {**_NULLABLE_NUMBER, "description": "free space on the data dir's disk"},
+            "unsaved_events": {
+                "type": "integer",
+                "description": "events delivered live but not written yet",
+            },
+        }
+    ),
+    "Health": _object(
+        {"status": {"enum": ["ok", "degraded"]}, "storage": _ref("Storage")},
+    ),
     "Info": _object(
         {
             "id": {"type": "string"},
@@ -553,6 +573,7 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "WsOverflow": _object({"type": {"const": "overflow"}}),
+    "WsStorage": _object({"type": {"const": "storage"}, "storage": _ref("Storage")}),
     "WsError": _object({"type": {"const": "error"}, "error": {"type": "string"}}),
     "WsServerMessage": {
         "oneOf": [
@@ -562,6 +583,7 @@ SCHEMAS: dict[str, Any] = {
             _ref("WsLevel"),
             _ref("WsSubscribed"),
             _ref("WsOverflow"),
+            _ref("WsStorage"),
             _ref("WsError"),
         ],
         "discriminator": {"propertyName": "type"},

@@ -52,8 +52,10 @@ class StreamManager:
             config.data_dir,
             clip_retention_hours=config.clip_retention_hours,
             clip_max_mb=config.clip_max_mb,
+            min_free_mb=config.min_free_mb,
         )
         self.store.on_change = self._on_stored
+        self.store.on_storage = self._on_storage
         self.read_timeout = read_timeout
         self.backoff_max = backoff_max
         self.subscriber_queue = subscriber_queue
@@ -62,6 +64,7 @@ class StreamManager:
         self.sockets: set[Any] = set()
         self._lock = asyncio.Lock()
         self._prune_task: asyncio.Task[None] | None = None
+        self._storage_problem = False
 
     # -- start / stop --------------------------------------------------------------------
 
@@ -142,11 +145,23 @@ class StreamManager:
             now = time.monotonic()
             for runtime in list(self.sources.values()):
                 runtime.check_stalled(now)
+            with contextlib.suppress(StoreError):
+                # Events held while the disk was full are written as soon as it allows.
+                await self.store.flush_unsaved()
             if now - pruned >= PRUNE_INTERVAL:
                 pruned = now
                 with contextlib.suppress(StoreError):  # logged by the store
                     await self.store.prune_clips()
             await asyncio.sleep(WATCH_INTERVAL)
+
+    def _on_storage(self, status: dict[str, Any]) -> None:
+        if status["ok"]:
+            if self._storage_problem:
+                _LOGGER.warning("Storage is fine again")
+        else:
+            _LOGGER.error("Storage problem: %s", status["problem"])
+        self._storage_problem = not status["ok"]
+        self.hub.publish({"type": "storage", "storage": status})
 
     def _on_stored(self, event: StoredEvent) -> None:
         # On the loop, in rev order (see EventStore._notify).

@@ -67,6 +67,16 @@ _MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 
 # Event numbers are SQLite INTEGERs: a request for a larger one names no event.
 MAX_SEQ = 2**63 - 1
+# Events detected while the database cannot be written are kept (and delivered live) until it
+# can; past this many the oldest are given up, each with an error in the log.
+MAX_UNSAVED = 10_000
+
+_UPSERT = (
+    "INSERT INTO events (seq, rev, id, source, category, label, score, start_ts, end_ts, "
+    "level_dbfs, clip_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+    "ON CONFLICT(seq) DO UPDATE SET rev = excluded.rev, end_ts = excluded.end_ts, "
+    "score = excluded.score, label = excluded.label, level_dbfs = excluded.level_dbfs"
+)
 
 
 class StoreError(OSError):
@@ -164,7 +174,9 @@ class EventStore:
         *,
         clip_retention_hours: float = 72.0,
         clip_max_mb: float = 500.0,
+        min_free_mb: float = 256.0,
         on_change: Callable[[StoredEvent], None] | None = None,
+        on_storage: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """Create a closed store; `on_change` is called on the loop, in rev order, after each commit."""
         self.data_dir = Path(data_dir)
@@ -172,7 +184,22 @@ class EventStore:
         self.clip_dir = self.data_dir / CLIP_DIR
         self.clip_retention = clip_retention_hours * 3600.0
         self.clip_max_bytes = int(clip_max_mb * 1024 * 1024)
+        self.min_free_bytes = int(min_free_mb * 1024 * 1024)
         self.on_change = on_change
+        # Called on the loop whenever `storage()` changes.
+        self.on_storage = on_storage
+        # Events (latest form, by seq) that could not be written yet; see `flush_unsaved`.
+        self._unsaved: dict[int, StoredEvent] = {}
+        self._write_error: str | None = None
+        self._low_space = False
+        self._reported: dict[str, Any] | None = None
+        # The latest storage state (`_storage`), for `/v1/health` and the WebSocket.
+        self.storage: dict[str, Any] = {
+            "ok": True,
+            "problem": None,
+            "free_mb": None,
+            "unsaved_events": 0,
+        }
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,6 +249,10 @@ class EventStore:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as err:
+            if conn.in_transaction:
+                # A COMMIT that failed (the disk is full) leaves the transaction open.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             message = _explain(err, self.path)
             _LOGGER.error("Event database write failed: %s", message)
             metrics.STORE_ERRORS.inc()
@@ -298,6 +329,7 @@ class EventStore:
             raise StoreError(message) from err
         self._conn = conn
         self._sweep_orphan_clips()
+        self._report_storage()
 
     async def close(self) -> None:
         """Close the database (waits for queued writes)."""
@@ -384,7 +416,25 @@ class EventStore:
             )
             return event
 
-        event = self._write(tx)
+        try:
+            event = self._write_making_room(tx)
+        except StoreError as err:
+            # Not stored, but never lost: delivered live now, written when the disk allows.
+            rev = self._counter + 1
+            event = StoredEvent(
+                seq=rev,
+                rev=rev,
+                id=uuid.uuid4().hex,
+                source=source,
+                category=category,
+                label=label,
+                score=float(score),
+                start=float(start),
+                end=None if end is None else float(end),
+                level_dbfs=float(level_dbfs),
+            )
+            self._hold(event, err)
+            return event
         self._counter = event.rev
         if clip:
             self._store_clip(event, clip)
@@ -434,18 +484,239 @@ class EventStore:
             )
             return event
 
-        event = self._write(tx)
+        held = self._unsaved.get(seq)
+        if held is not None:
+            self._change(held, end, score, label, level_dbfs)
+            held.rev = self._counter + 1
+            self._hold(held, None)
+            return held
+        try:
+            event = self._write_making_room(tx)
+        except StoreError as err:
+            row = self._db().execute(_SELECT_SEQ, (seq,)).fetchone()
+            if row is None:
+                raise KeyError(seq) from err
+            event = _row_event(row)
+            self._change(event, end, score, label, level_dbfs)
+            event.rev = self._counter + 1
+            self._hold(event, err)
+            return event
         self._counter = event.rev
         if clip:
             self._store_clip(event, clip)
         self._notify(event)
         return event
 
+    @staticmethod
+    def _change(
+        event: StoredEvent,
+        end: float | None,
+        score: float | None,
+        label: str | None,
+        level_dbfs: float | None,
+    ) -> None:
+        if end is not None:
+            event.end = float(end)
+        if score is not None:
+            event.score = float(score)
+        if label is not None:
+            event.label = label
+        if level_dbfs is not None:
+            event.level_dbfs = float(level_dbfs)
+
+    # -- when the disk is full -------------------------------------------------------------
+
+    def _write_making_room(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`_write`, and once more after deleting clips if the disk was full: clips give way
+        before events."""
+        try:
+            return self._write(fn)
+        except StoreError:
+            if not self._prune_for_space(force=True):
+                raise
+        return self._write(fn)
+
+    def _hold(self, event: StoredEvent, err: StoreError | None) -> None:
+        """Keep an event that could not be written, and deliver it live like a stored one."""
+        self._counter = event.rev
+        self._unsaved.pop(event.seq, None)
+        self._unsaved[event.seq] = event
+        if err is not None:
+            self._write_error = str(err)
+            _LOGGER.error(
+                "Event %s (%s on %s) is delivered but not stored yet: %s",
+                event.seq,
+                event.category,
+                event.source,
+                err,
+            )
+        while len(self._unsaved) > MAX_UNSAVED:
+            seq, lost = next(iter(self._unsaved.items()))
+            del self._unsaved[seq]
+            _LOGGER.error(
+                "Event %s (%s on %s) was delivered but is given up: %s events wait to be stored",
+                seq,
+                lost.category,
+                lost.source,
+                MAX_UNSAVED,
+            )
+        metrics.STORE_UNSAVED.set(len(self._unsaved))
+        self._notify(event)
+        self._report_storage()
+
+    async def flush_unsaved(self) -> int:
+        """Write the events held in memory, if the disk takes them now; return how many."""
+        if not self._unsaved:
+            return 0
+        return await self._call(self._flush_sync)
+
+    def _flush_sync(self) -> int:
+        if not self._unsaved:
+            return 0
+        events = list(self._unsaved.values())
+        top = max(e.rev for e in events)
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                _UPSERT,
+                [
+                    (
+                        e.seq,
+                        e.rev,
+                        e.id,
+                        e.source,
+                        e.category,
+                        e.label,
+                        e.score,
+                        e.start,
+                        e.end,
+                        e.level_dbfs,
+                    )
+                    for e in events
+                ],
+            )
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('counter', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), "
+                "CAST(excluded.value AS INTEGER))",
+                (str(top),),
+            )
+
+        try:
+            self._write_making_room(tx)
+        except StoreError:
+            return 0
+        # All on this thread: nothing was held meanwhile.
+        self._unsaved.clear()
+        metrics.STORE_UNSAVED.set(0)
+        self._write_error = None
+        _LOGGER.warning(
+            "%s events kept in memory while the disk was full are now stored", len(events)
+        )
+        self._report_storage()
+        return len(events)
+
+    def _free_bytes(self) -> int | None:
+        try:
+            st = os.statvfs(self.data_dir)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    def _prune_for_space(self, *, force: bool = False, need: int = 0) -> bool:
+        """Delete the oldest clips until the disk has `min_free_bytes` (+ `need`) free, or
+        (`force`: the disk is full now) at least a tenth of the clips; True if any went."""
+        free = self._free_bytes()
+        wanted = self.min_free_bytes + need
+        if not force and (free is None or free >= wanted):
+            return False
+        try:
+            rows = (
+                self._db()
+                .execute("SELECT seq, clip_bytes FROM events WHERE clip_bytes > 0 ORDER BY seq")
+                .fetchall()
+            )
+        except sqlite3.Error:
+            return False
+        if not rows:
+            return False
+        doomed: list[tuple[int, int]] = []
+        freed = 0
+        minimum = max(1, len(rows) // 10) if force else 0
+        for seq, size in rows:
+            if len(doomed) >= minimum and free is not None and free + freed >= wanted:
+                break
+            doomed.append((seq, size))
+            freed += size
+        self._delete_clips(doomed)
+        self._clip_total = max(0, self._clip_total - freed)
+        _LOGGER.warning(
+            "Deleted the %s oldest clips (%.1f MB): the data dir's disk has too little space",
+            len(doomed),
+            freed / 1e6,
+        )
+        return True
+
+    def _delete_clips(self, doomed: list[tuple[int, int]]) -> None:
+        for seq, _ in doomed:
+            try:
+                self._clip_path(seq).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                _LOGGER.warning("Cannot delete clip of event %s: %s", seq, err.strerror)
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE events SET clip_bytes = 0, clip_at = NULL WHERE seq = ?",
+                [(seq,) for seq, _ in doomed],
+            )
+
+        # Deleting rows' clip references frees pages; if even this cannot be written, the
+        # files are gone anyway and the orphan sweep at the next start tidies the rows.
+        with contextlib.suppress(StoreError):
+            self._write(tx)
+
+    def _storage(self) -> dict[str, Any]:
+        """The state of the data dir's storage (on the store's thread: statvfs can block)."""
+        free = self._free_bytes()
+        problem = None
+        if self._unsaved:
+            problem = (
+                f"{len(self._unsaved)} events could not be written ({self._write_error}); "
+                "they are kept in memory until they can be. Free space on that disk"
+            )
+        elif self._low_space:
+            problem = (
+                f"the disk of {self.data_dir} has {(free or 0) / 1e6:.0f} MB free, under the "
+                f"{self.min_free_bytes / 1e6:.0f} MB margin, and no clips are left to delete: "
+                "new clips are not kept. Free space on that disk"
+            )
+        return {
+            "ok": problem is None,
+            "problem": problem,
+            "free_mb": None if free is None else round(free / 1e6, 1),
+            "unsaved_events": len(self._unsaved),
+        }
+
+    def _report_storage(self) -> None:
+        status = self._storage()
+        self.storage = status
+        # Said again when the kind of problem changes, not with every event held.
+        key = {"ok": status["ok"], "unsaved": bool(self._unsaved), "low": self._low_space}
+        if key == self._reported:
+            return
+        self._reported = key
+        if self.on_storage is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.on_storage, status)
+
     async def set_clip(self, seq: int, wav: bytes) -> None:
         """Replace an event's clip (no new rev: the event itself did not change)."""
         await self._call(self._set_clip_sync, seq, wav)
 
     def _set_clip_sync(self, seq: int, wav: bytes) -> None:
+        if seq in self._unsaved:
+            return  # no room for the event: none for its clip either
         row = self._db().execute(_SELECT_SEQ, (seq,)).fetchone()
         if row is not None:
             self._store_clip(_row_event(row), wav)
@@ -457,6 +728,25 @@ class EventStore:
         """Write a clip file atomically, then record it; prune if over the size cap."""
         path = self._clip_path(event.seq)
         tmp = path.with_suffix(".tmp")
+        free = self._free_bytes()
+        if free is not None and free - len(wav) < self.min_free_bytes:
+            # Below the margin the oldest clips go first; without any left, this one does.
+            self._prune_for_space(need=len(wav))
+            free = self._free_bytes()
+            low = free is not None and free - len(wav) < self.min_free_bytes
+            if low != self._low_space:
+                self._low_space = low
+                self._report_storage()
+            if low:
+                _LOGGER.warning(
+                    "The clip of event %s is not kept: the disk of %s is nearly full",
+                    event.seq,
+                    self.data_dir,
+                )
+                return
+        elif self._low_space:
+            self._low_space = False
+            self._report_storage()
         try:
             tmp.write_bytes(wav)
             tmp.replace(path)
@@ -464,6 +754,8 @@ class EventStore:
             # The event itself is stored; a clip that cannot be written is logged, not fatal.
             _LOGGER.error("Cannot write clip %s: %s", path, err.strerror)
             metrics.STORE_ERRORS.inc()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             return
         previous = event.clip_bytes
 
@@ -483,6 +775,8 @@ class EventStore:
             self._prune_sync()
 
     def _get_sync(self, seq: int) -> StoredEvent | None:
+        if seq in self._unsaved:
+            return self._unsaved[seq]
         row = self._db().execute(_SELECT_SEQ, (seq,)).fetchone()
         return None if row is None else _row_event(row)
 
@@ -519,7 +813,21 @@ class EventStore:
             _LOGGER.error("Event database read failed: %s", message)
             metrics.STORE_ERRORS.inc()
             raise StoreError(message) from err
-        return [_row_event(r) for r in rows], self._counter
+        events = [_row_event(r) for r in rows]
+        if self._unsaved:
+            held = [
+                e
+                for e in self._unsaved.values()
+                if e.rev > after
+                and (source is None or e.source == source)
+                and (category is None or e.category == category)
+            ]
+            events = sorted(
+                [e for e in events if e.seq not in self._unsaved] + held, key=lambda e: e.rev
+            )
+            if limit is not None:
+                events = events[:limit]
+        return events, self._counter
 
     async def close_open_events(self, end: float | None = None) -> list[StoredEvent]:
         """End events left ongoing by a crash (end = their start unless `end` is given)."""
@@ -582,25 +890,13 @@ class EventStore:
                     continue
                 doomed.append((seq, size))
                 total -= size
-        if not doomed:
-            return 0
-        for seq, _ in doomed:
-            try:
-                self._clip_path(seq).unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as err:
-                _LOGGER.warning("Cannot delete clip of event %s: %s", seq, err.strerror)
-
-        def tx(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE events SET clip_bytes = 0, clip_at = NULL WHERE seq = ?",
-                [(seq,) for seq, _ in doomed],
-            )
-
-        self._write(tx)
-        self._clip_total = max(0, total)
-        _LOGGER.debug("Pruned %s clips", len(doomed))
+        if doomed:
+            self._delete_clips(doomed)
+            self._clip_total = max(0, total)
+            _LOGGER.debug("Pruned %s clips", len(doomed))
+        # Below the free-space margin, retention shrinks: the oldest clips go.
+        self._prune_for_space()
+        self._report_storage()
         return len(doomed)
 
     def _sweep_orphan_clips(self) -> None:

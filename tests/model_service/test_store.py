@@ -189,12 +189,17 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 async def test_write_failure_is_loud(tmp_path: Path, caplog) -> None:
-    """A failing write raises StoreError and logs it; it is never silently dropped."""
-    store = await _open(tmp_path)
+    """A failing write is logged and the event held and delivered; it is never silently
+    dropped. Reads that fail raise StoreError."""
+    delivered: list[StoredEvent] = []
+    store = await _open(tmp_path, on_change=delivered.append)
     await store._call(lambda: store._db().execute("DROP TABLE events"))
-    with pytest.raises(StoreError):
-        await _add(store)
+    event = await _add(store)
+    await asyncio.sleep(0.05)
+    assert delivered == [event]
+    assert store.storage["ok"] is False
     assert any("write failed" in r.getMessage() for r in caplog.records)
+    assert any("delivered but not stored" in r.getMessage() for r in caplog.records)
     with pytest.raises(StoreError):
         await store.events_after(0)
     await store.close()
@@ -223,3 +228,120 @@ async def test_closed_store_refuses(tmp_path: Path) -> None:
     store = EventStore(tmp_path)
     with pytest.raises(StoreError):
         await store.events_after(0)
+
+
+async def _fill_database(store: EventStore) -> None:
+    """Make SQLite answer "database or disk is full" (SQLITE_FULL), as on a full disk."""
+
+    def cap() -> None:
+        conn = store._db()
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    await store._call(cap)
+
+
+async def _free_database(store: EventStore) -> None:
+    await store._call(lambda: store._db().execute("PRAGMA max_page_count = 1073741823"))
+
+
+async def test_full_disk_events_are_delivered_held_and_stored_later(tmp_path: Path) -> None:
+    """With the database full, alarms still get their seq/rev and reach subscribers; reads see
+    them; health says so; once there is room they are written, and survive a restart."""
+    changes: list[StoredEvent] = []
+    reports: list[dict] = []
+    store = await _open(tmp_path, min_free_mb=0)
+    store.on_change = changes.append
+    store.on_storage = reports.append
+    stored = await _add(store, category="speech")
+    await _fill_database(store)
+    # Enough rows that the cap is surely hit.
+    alarms = [
+        await _add(store, start=1_800_000_100.0 + i, clip=b"RIFF" + b"x" * 100) for i in range(40)
+    ]
+    ended = await store.update_event(alarms[0].seq, end=1_800_000_130.0)
+    await asyncio.sleep(0.05)
+    assert store.storage["ok"] is False
+    assert store.storage["unsaved_events"] > 0
+    assert "kept in memory" in store.storage["problem"]
+    assert reports and reports[-1]["ok"] is False
+    # Every change was delivered, in rev order, with revs that never go back.
+    revs = [e.rev for e in changes]
+    assert revs == sorted(revs) and len(revs) == len(set(revs)) == 42
+    assert ended.rev == store.last_rev and ended.end == 1_800_000_130.0
+    # Reads include the held events in their latest form.
+    events, counter = await store.events_after(stored.rev)
+    assert [e.seq for e in events] == [a.seq for a in alarms[1:]] + [alarms[0].seq]
+    assert events[-1].end == 1_800_000_130.0
+    assert counter == store.last_rev
+    # A subscriber's page limit still applies.
+    page, _ = await store.events_after(0, limit=5)
+    assert len(page) == 5
+    # Room again: everything is written.
+    await _free_database(store)
+    written = await store.flush_unsaved()
+    await asyncio.sleep(0.05)
+    assert written == store.storage["unsaved_events"] + written > 0
+    assert store.storage == {**store.storage, "ok": True, "unsaved_events": 0, "problem": None}
+    assert reports[-1]["ok"] is True
+    await store.close()
+    again = await _open(tmp_path)
+    events, _ = await again.events_after(stored.rev)
+    assert len(events) == 40
+    assert {e.seq: e.end for e in events}[alarms[0].seq] == 1_800_000_130.0
+    assert again.last_rev == store.last_rev
+    await again.close()
+
+
+async def test_clips_give_way_before_events(tmp_path: Path) -> None:
+    """When an event cannot be written, the oldest clips are deleted and the write retried."""
+    store = await _open(tmp_path, min_free_mb=0)
+    for i in range(20):
+        await _add(store, start=1_800_000_000.0 + i, clip=b"RIFF" + b"c" * 20_000)
+    await _fill_database(store)
+    # Until the database's last page is used up, events still fit.
+    for _ in range(100):
+        held = await _add(store)
+        if held.seq in store._unsaved:
+            break
+    assert held.seq in store._unsaved
+    # Clips were deleted to make room before the event was held (here, deleting files frees
+    # no database pages, so the retry failed too).
+    files = list((tmp_path / "clips").glob("*.wav"))
+    assert 0 < len(files) < 20
+    await _free_database(store)
+    await store.flush_unsaved()
+    await store.close()
+
+
+async def test_low_free_space_shrinks_clip_retention(tmp_path: Path, monkeypatch) -> None:
+    """Below the free-space margin the oldest clips go first; with none left, new clips are
+    not kept, and the storage state says so. Events are stored throughout."""
+    store = await _open(tmp_path, min_free_mb=1)
+    clips = tmp_path / "clips"
+
+    def used() -> int:
+        return sum(f.stat().st_size for f in clips.glob("*.wav"))
+
+    # A disk of `size[0]` bytes holding nothing but the clips.
+    size = [50 * 1024 * 1024]
+    monkeypatch.setattr(store, "_free_bytes", lambda: size[0] - used())
+    kept = [await _add(store, clip=b"RIFF" + b"k" * 100_000) for _ in range(3)]
+    assert len(list(clips.glob("*.wav"))) == 3
+    # The disk fills up from elsewhere: 100 kB over the margin are left.
+    size[0] = used() + 1024 * 1024 + 100_000
+    fresh = await _add(store, clip=b"RIFF" + b"n" * 150_000)
+    names = sorted(p.name for p in (tmp_path / "clips").glob("*.wav"))
+    assert f"{kept[0].seq}.wav" not in names  # the oldest gave way
+    assert f"{fresh.seq}.wav" in names
+    # Nothing can be freed any more: the new clip is not kept, the event is.
+    monkeypatch.setattr(store, "_prune_for_space", lambda **kw: False)
+    size[0] = used() + 1024 * 1024
+    last = await _add(store, clip=b"RIFF" + b"z" * 10_000)
+    assert not (tmp_path / "clips" / f"{last.seq}.wav").exists()
+    assert (await store.events_after(fresh.rev))[0][0].seq == last.seq
+    assert store.storage["ok"] is False and "margin" in store.storage["problem"]
+    size[0] = 50 * 1024 * 1024
+    await _add(store, clip=b"RIFF" + b"o" * 10)
+    assert store.storage["ok"] is True
+    await store.close()

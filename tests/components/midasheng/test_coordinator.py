@@ -812,3 +812,40 @@ async def test_repair_delay_option(
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+async def test_storage_problem_is_a_repair_issue(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    fake_service: FakeService,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The service says it cannot store events (its disk is full): a repair issue says what
+    it reported, at once; alarms keep arriving; it goes away when storage is fine again and
+    when the entry is unloaded."""
+    issue_id = f"storage_problem_{init_integration.entry_id}"
+    problem = (
+        "2 events could not be written (the event database /data/events.db cannot be used: "
+        "database or disk is full); they are kept in memory until they can be. Free space on "
+        "that disk"
+    )
+    storage = {"ok": False, "problem": problem, "free_mb": 0.0, "unsaved_events": 2}
+    await fake_service.send({"type": "storage", "storage": storage})
+    await hass.async_block_till_done()
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_key == "storage_problem"
+    assert issue.translation_placeholders == {"title": "MiDasheng Audio", "problem": problem}
+
+    ok = {"ok": True, "problem": None, "free_mb": 812.5, "unsaved_events": 0}
+    await fake_service.send({"type": "storage", "storage": ok})
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+    await fake_service.send({"type": "storage", "storage": storage})
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None

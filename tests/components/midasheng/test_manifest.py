@@ -65,7 +65,7 @@ def test_translations() -> None:
             assert reason in section["abort"], reason
     for key in re.findall(r'translation_domain=DOMAIN,\s+translation_key="(\w+)"', code):
         assert key in strings["exceptions"], key
-    for key in ("service_unreachable", "incompatible_version", "source_deaf"):
+    for key in ("service_unreachable", "incompatible_version", "source_deaf", "storage_problem"):
         assert key in strings["issues"]
 
 
