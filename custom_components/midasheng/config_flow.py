@@ -391,7 +391,7 @@ class MidashengOptionsFlow(_OptionsFlow):
     async def async_step_add_url(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Let the service listen to a stream URL (rtsp, http, a file path)."""
+        """Let the service listen to a stream URL (rtsp(s) or http(s))."""
         errors: dict[str, str] = {}
         if user_input is not None and (
             result := await self._async_add_source(

@@ -182,7 +182,10 @@ class StreamManager:
         async with self._lock:
             if len(self.sources) >= MAX_SOURCES:
                 raise SourceError(f"there are already {MAX_SOURCES} sources")
-            spec = spec_from_request(body, self.service.config.allowed_schemes, set(self.sources))
+            config = self.service.config
+            spec = spec_from_request(
+                body, config.allowed_schemes, set(self.sources), hosts=config.source_hosts
+            )
             await self.store.save_source(spec.id, "api", spec.to_saved())
             runtime = SourceRuntime(spec, self)
             self.sources[spec.id] = runtime

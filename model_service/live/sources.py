@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field, replace
+import ipaddress
 import logging
 import os
 import re
@@ -120,8 +121,19 @@ def unique_id(name: str, taken: set[str] | frozenset[str]) -> str:
     return f"{base}_{n}"
 
 
-def check_url(url: object, allowed_schemes: list[str] | tuple[str, ...]) -> str:
-    """Validate a source URL or plain path; return it (paths made absolute)."""
+def check_url(
+    url: object,
+    allowed_schemes: list[str] | tuple[str, ...],
+    *,
+    files: bool = True,
+    hosts: list[str] | tuple[str, ...] | None = None,
+) -> str:
+    """Validate a source URL or plain path; return it (paths made absolute).
+
+    `files=False` (a request's source) refuses plain paths: nothing a request says may make
+    the service read its local files, nor tell whether one exists. `hosts`, when given, is
+    the allow-list of hosts a network URL may name (see `host_allowed`).
+    """
     if not isinstance(url, str) or not url.strip():
         raise SourceError("url must be a non-empty string")
     url = url.strip()
@@ -131,6 +143,11 @@ def check_url(url: object, allowed_schemes: list[str] | tuple[str, ...]) -> str:
         raise SourceError("url must not contain control characters")
     scheme = urlsplit(url).scheme.lower()
     allowed = {s.lower() for s in allowed_schemes}
+    if (not scheme or scheme == "file") and not files:
+        raise SourceError(
+            "a file path can only be a source declared in the service's config file; "
+            "through the API give an rtsp, rtsps, http or https URL"
+        )
     if not scheme:
         # A plain path. Made absolute so that ffmpeg cannot read "-" (stdin) or a relative
         # name as something else; handed to ffmpeg as file:<path> (see ffmpeg_args).
@@ -142,9 +159,39 @@ def check_url(url: object, allowed_schemes: list[str] | tuple[str, ...]) -> str:
             f"URL scheme {scheme!r} is not allowed; use {', '.join(sorted(allowed))} or a "
             "plain file path (more schemes can be allowed with allowed_schemes in the config file)"
         )
-    if scheme in ("http", "https", "rtsp", "rtsps") and not urlsplit(url).hostname:
+    host = urlsplit(url).hostname
+    if scheme in ("http", "https", "rtsp", "rtsps") and not host:
         raise SourceError(f"{url!r} has no host")
+    if hosts is not None and not host_allowed(host or "", hosts):
+        raise SourceError(
+            f"host {host!r} is not in source_hosts, the service's list of hosts sources may "
+            "use (config file)"
+        )
     return url
+
+
+def host_allowed(host: str, allowed: list[str] | tuple[str, ...]) -> bool:
+    """Whether a URL's host is in an allow-list of names, addresses and networks.
+
+    Matched as written in the URL, without DNS: a name matches the same name (any case) or
+    `*.suffix`; an address matches the same address or a network (`192.168.1.0/24`).
+    """
+    host = host.lower().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw in allowed:
+        entry = raw.lower().strip()
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        elif entry == host or (entry.startswith("*.") and host.endswith(entry[1:])):
+            return True
+    return False
 
 
 def _check_name(name: object) -> str:
@@ -167,7 +214,11 @@ def check_sensitivity(value: object) -> Sensitivity | None:
 
 
 def spec_from_request(
-    body: Any, allowed_schemes: list[str] | tuple[str, ...], taken: set[str]
+    body: Any,
+    allowed_schemes: list[str] | tuple[str, ...],
+    taken: set[str],
+    *,
+    hosts: list[str] | tuple[str, ...] | None = None,
 ) -> SourceSpec:
     """Build an API source from a POST body (`name` plus `url`, or `kind: push`)."""
     if not isinstance(body, dict):
@@ -185,14 +236,14 @@ def spec_from_request(
             id=unique_id(name, taken), name=name, kind="push", sensitivity=sensitivity
         )
     if kind == "ffmpeg":
-        url = check_url(body.get("url"), allowed_schemes)
+        url = check_url(body.get("url"), allowed_schemes, files=False, hosts=hosts)
         return SourceSpec(
             id=unique_id(name, taken), name=name, kind="ffmpeg", url=url, sensitivity=sensitivity
         )
     if kind == "device":
         raise SourceError("capture device sources are declared in the config file")
     if kind is None:
-        raise SourceError('give a "url" (rtsp, http(s) or a file path) or "kind": "push"')
+        raise SourceError('give a "url" (rtsp, rtsps, http or https) or "kind": "push"')
     raise SourceError(f"unknown kind {kind!r}; use a url or kind push")
 
 
@@ -258,11 +309,17 @@ def spec_from_saved(source_id: str, data: dict[str, Any]) -> SourceSpec:
     kind = data.get("kind")
     if kind not in ("ffmpeg", "push"):
         raise SourceError(f"saved source has an unknown kind {kind!r}")
+    url = data.get("url") if kind == "ffmpeg" else None
+    if url is not None and (not urlsplit(url).scheme or urlsplit(url).scheme.lower() == "file"):
+        # Made through the API before file paths were refused there.
+        raise SourceError(
+            "a file path made through the API is no longer allowed; declare it in the config file"
+        )
     return SourceSpec(
         id=source_id,
         name=_check_name(data.get("name")),
         kind=kind,
-        url=data.get("url") if kind == "ffmpeg" else None,
+        url=url,
         sensitivity=check_sensitivity(data.get("sensitivity")),
     )
 

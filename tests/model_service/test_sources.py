@@ -85,6 +85,48 @@ def test_plain_paths_become_absolute(tmp_path: Path, monkeypatch) -> None:
     assert check_url("sounds/a.wav", ALLOWED) == str(tmp_path / "sounds" / "a.wav")
 
 
+def test_requests_cannot_name_local_files(tmp_path: Path) -> None:
+    """A request's source may not be a file path (nor file:): the service must not read, or
+    say whether there is, a file because a request asked. The config file still may."""
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"RIFF")
+    errors = []
+    for url in (str(secret), str(tmp_path / "missing.wav"), f"file:{secret}", "./a.wav"):
+        with pytest.raises(SourceError) as caught:
+            spec_from_request({"name": "F", "url": url}, [*ALLOWED, "file"], set())
+        errors.append(str(caught.value))
+    # The same answer whether the file exists or not.
+    assert len(set(errors)) == 1 and "config file" in errors[0]
+    assert spec_from_config({"name": "F", "url": str(secret)}, ALLOWED, set()).url == str(secret)
+    with pytest.raises(SourceError, match="config file"):
+        spec_from_saved("f", {"name": "F", "kind": "ffmpeg", "url": str(secret)})
+
+
+def test_source_hosts_allow_list() -> None:
+    """With source_hosts set, a request's URL must name a listed host (as written)."""
+    hosts = ["camera.local", "*.cams.lan", "192.168.1.0/24", "fd00::/8"]
+    for ok in (
+        "rtsp://camera.local/s",
+        "rtsp://CAMERA.local:554/s",
+        "http://door.cams.lan/a",
+        "rtsps://user:pw@192.168.1.20/s",
+        "http://[fd00::5]:8080/a",
+    ):
+        assert spec_from_request({"name": "C", "url": ok}, ALLOWED, set(), hosts=hosts)
+    for bad in (
+        "http://127.0.0.1:8765/v1/info",
+        "http://localhost/x",
+        "rtsp://192.168.2.1/s",
+        "http://cams.lan.evil.com/a",
+        "http://[::1]/a",
+        "http://2130706433/x",
+    ):
+        with pytest.raises(SourceError, match="source_hosts"):
+            spec_from_request({"name": "C", "url": bad}, ALLOWED, set(), hosts=hosts)
+    # Without the list, any host (the default, documented).
+    assert spec_from_request({"name": "C", "url": "http://127.0.0.1/x"}, ALLOWED, set())
+
+
 def test_request_and_config_specs() -> None:
     """POST bodies and config entries become specs; bad ones say why."""
     push = spec_from_request(
@@ -200,7 +242,7 @@ async def test_file_source_ends_cleanly(tmp_path: Path) -> None:
     path = tmp_path / "room tone.wav"
     path.write_bytes(wav_bytes(audio))
     sink = FakeSink()
-    spec = spec_from_request({"name": "F", "url": str(path)}, ALLOWED, set())
+    spec = spec_from_config({"name": "F", "url": str(path)}, ALLOWED, set())
     runner = FfmpegRunner(spec, sink)
     runner.start()
     assert await sink.wait_state("stopped") is None
@@ -214,7 +256,7 @@ async def test_file_source_ends_cleanly(tmp_path: Path) -> None:
 async def test_missing_file_retries_with_error(tmp_path: Path) -> None:
     """A source that fails is retried with backoff, its error reported."""
     sink = FakeSink()
-    spec = spec_from_request({"name": "F", "url": str(tmp_path / "nope.wav")}, ALLOWED, set())
+    spec = spec_from_config({"name": "F", "url": str(tmp_path / "nope.wav")}, ALLOWED, set())
     runner = FfmpegRunner(spec, sink, backoff=Backoff(initial=0.05, maximum=0.1))
     runner.start()
     error = await sink.wait_state("retrying")
@@ -243,7 +285,7 @@ async def test_http_drop_is_a_failure_not_an_end() -> None:
 async def test_stop_interrupts_a_long_backoff(tmp_path: Path) -> None:
     """stop() returns at once even while the runner waits a minute to retry."""
     sink = FakeSink()
-    spec = spec_from_request({"name": "F", "url": str(tmp_path / "nope.wav")}, ALLOWED, set())
+    spec = spec_from_config({"name": "F", "url": str(tmp_path / "nope.wav")}, ALLOWED, set())
     runner = FfmpegRunner(spec, sink, backoff=Backoff(initial=60.0))
     runner.start()
     await sink.wait_state("retrying")
