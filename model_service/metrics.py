@@ -94,6 +94,11 @@ STORE_UNSAVED = Gauge(
 STORE_ERRORS = Counter(
     "midasheng_store_errors", "Event log reads or writes that failed", registry=REGISTRY
 )
+UPLOADS_REFUSED = Counter(
+    "midasheng_uploads_refused",
+    "Uploads refused with 503 before reading because max_pending_uploads were in progress",
+    registry=REGISTRY,
+)
 WS_SUBSCRIBERS = Gauge(
     "midasheng_ws_subscribers", "WebSocket connections subscribed to events", registry=REGISTRY
 )

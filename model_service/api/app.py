@@ -146,6 +146,57 @@ def browser_middleware(
     return guard
 
 
+# The routes whose requests carry audio to decode and run through a model.
+UPLOAD_ROUTES = frozenset({"/v1/classify", "/v1/transcribe", "/v1/describe", "/v1/ask"})
+
+
+def admission_middleware(limit: int) -> Middleware:
+    """Refuse an upload with 503 before its body is read when `limit` are in progress.
+
+    Reading, decoding and queueing a request that the model queue will refuse anyway costs
+    the CPU that the admitted requests need: under 5x overload that cut answers per second
+    by a third and left the process 0.7 GB larger. Refused clients get `Retry-After`.
+    """
+
+    @web.middleware
+    async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not limit or request.method != "POST" or _endpoint(request) not in UPLOAD_ROUTES:
+            return await handler(request)
+        state = request.app[ADMISSION_KEY]
+        if state.in_progress >= limit:
+            metrics.UPLOADS_REFUSED.inc()
+            retry = max(1, round(state.seconds_per_upload * state.in_progress / limit))
+            return json_error(
+                503,
+                f"{state.in_progress} uploads are being processed; retry in {retry} s",
+                {"Retry-After": str(retry)},
+            )
+        state.in_progress += 1
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            state.in_progress -= 1
+            # A running average of how long an upload takes, for Retry-After.
+            state.seconds_per_upload += 0.1 * (
+                time.perf_counter() - started - state.seconds_per_upload
+            )
+
+    return admit
+
+
+class Admission:
+    """Uploads in progress (one per application)."""
+
+    def __init__(self) -> None:
+        """Nothing in progress."""
+        self.in_progress = 0
+        self.seconds_per_upload = 1.0
+
+
+ADMISSION_KEY = web.AppKey("admission", Admission)
+
+
 def auth_middleware(token: str | None) -> Middleware:
     """Bearer-token check for every endpoint except the health probe."""
     expected = f"Bearer {token}".encode() if token else b""
@@ -237,6 +288,8 @@ def create_app(service: Service) -> web.Application:
                 service.config.host, service.config.token, service.config.allowed_hosts
             ),
             auth_middleware(service.config.token),
+            # After auth: a client without the token is told so, not "busy".
+            admission_middleware(service.config.max_pending_uploads),
         ],
         # Audio bodies are read as streams with their own limit; this caps everything else
         # (JSON, multipart fields) at the same size.
@@ -244,6 +297,7 @@ def create_app(service: Service) -> web.Application:
     )
     app[SERVICE_KEY] = service
     app[GUARD_KEY] = guard
+    app[ADMISSION_KEY] = Admission()
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/info", info)
     app.router.add_post("/v1/classify", classify)

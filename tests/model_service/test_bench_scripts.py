@@ -48,6 +48,7 @@ SMALL_RUNS = {
     "bench_ced.py": ["--sizes", "tiny", "--windows", "8", "--rounds", "1"],
     "bench_streams.py": ["--seconds", "3", "--max", "1", "--scenes", "1", "--retries", "0"],
     "bench_stt.py": ["--voices", "en-us"],
+    "bench_overload.py": ["--seconds", "2", "--limit", "2"],
 }
 
 
