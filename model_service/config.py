@@ -71,9 +71,15 @@ class Config:
     allowed_schemes: list[str] = field(default_factory=lambda: list(DEFAULT_SCHEMES))
     # Names (besides loopback addresses and the bound host) clients may call the service by.
     allowed_hosts: list[str] = field(default_factory=list)
+    # Hosts that sources made through the API may name (names, `*.suffix`, addresses,
+    # networks). None: any host the service can reach, its own loopback included.
+    source_hosts: list[str] | None = None
     clip_retention_hours: float = 72.0
     clip_max_mb: float = 500.0
     ffmpeg: str = "ffmpeg"
+    # Uploads (classify, transcribe, describe, ask) in progress at once; more are refused with
+    # 503 before their body is read. 0: no limit (uploads wait for the model queue).
+    max_pending_uploads: int = 16
     # Open HTTP/WebSocket connections at once (also bounded by the descriptor limit).
     max_connections: int = 512
     # Free space the data dir's disk keeps: below it, the oldest clips go first.
@@ -114,6 +120,8 @@ class Config:
             raise ConfigError(f"invalid port {self.port}")
         if not 8 <= self.max_connections <= 1_000_000:
             raise ConfigError("max_connections must be between 8 and 1000000")
+        if self.max_pending_uploads < 0:
+            raise ConfigError("max_pending_uploads must be 0 (no limit) or more")
         if self.min_free_mb < 0:
             raise ConfigError("min_free_mb must be 0 or more")
         if self.max_batch < 1 or self.max_queue < self.max_batch:
@@ -168,8 +176,8 @@ def build_config(
     merged.update({k: v for k, v in (cli_values or {}).items() if v is not None and k in _FIELDS})
     if "data_dir" in merged:
         merged["data_dir"] = Path(merged["data_dir"]).expanduser()
-    for key in ("sources", "allowed_schemes", "allowed_hosts"):
-        if key in merged and not isinstance(merged[key], list):
+    for key in ("sources", "allowed_schemes", "allowed_hosts", "source_hosts"):
+        if key in merged and merged[key] is not None and not isinstance(merged[key], list):
             raise ConfigError(f"{key} must be a list")
     if "lm_generation" in merged and not isinstance(merged["lm_generation"], dict):
         raise ConfigError("lm_generation must be a mapping of generation settings")

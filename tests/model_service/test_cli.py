@@ -114,7 +114,7 @@ async def test_real_process_logs_ready_and_enforces_token(tmp_path: Path) -> Non
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{proc.url}/v1/health") as resp:
-                assert await resp.json() == {"status": "ok"}
+                assert (await resp.json())["status"] == "ok"
             async with http.get(f"{proc.url}/v1/info") as resp:
                 assert resp.status == 401
             headers = {"Authorization": "Bearer t0k3n"}

@@ -81,7 +81,10 @@ async def test_health_and_info(make_client) -> None:
     client = await make_client()
     resp = await client.get("/v1/health")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ok"}
+    health = await resp.json()
+    assert health["status"] == "ok"
+    assert health["storage"]["ok"] is True and health["storage"]["unsaved_events"] == 0
+    assert health["storage"]["free_mb"] > 0
     info = await (await client.get("/v1/info")).json()
     assert info["sample_rate"] == 16000
     assert info["version"]
@@ -266,3 +269,62 @@ async def test_unknown_route_is_json_404(make_client) -> None:
     resp = await client.get("/v1/nope")
     assert resp.status == 404
     assert json.loads(await resp.text())["error"]
+
+
+async def test_uploads_past_the_limit_are_refused_before_reading(make_client) -> None:
+    """With max_pending_uploads in progress, the next upload gets 503 and Retry-After at
+    once, its body unread; when one finishes, uploads are taken again."""
+    client = await make_client(max_pending_uploads=2)
+    gate = asyncio.Event()
+    # Two slow uploads: bodies that arrive only when the gate opens.
+    body = wav_bytes(smoke_clip(2.0))
+
+    async def slow_body():
+        yield body[:100]
+        await gate.wait()
+        yield body[100:]
+
+    slow = [
+        asyncio.create_task(
+            client.post("/v1/classify", data=slow_body(), headers={"Content-Type": "audio/wav"})
+        )
+        for _ in range(2)
+    ]
+    await asyncio.sleep(0.3)
+    never = asyncio.Event()
+
+    async def unfinished_body():
+        # Its body never completes: a server that read it first would never answer.
+        yield body[:100]
+        await never.wait()
+
+    refused = await asyncio.wait_for(
+        client.post("/v1/classify", data=unfinished_body(), headers={"Content-Type": "audio/wav"}),
+        10,
+    )
+    assert refused.status == 503
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "uploads are being processed" in (await refused.json())["error"]
+    metrics = (await (await client.get("/metrics")).read()).decode()
+    assert "midasheng_uploads_refused_total 1.0" in metrics
+    gate.set()
+    for task in slow:
+        assert (await task).status == 200
+    assert (
+        await client.post("/v1/classify", data=body, headers={"Content-Type": "audio/wav"})
+    ).status == 200
+    # Other endpoints are not limited.
+    assert (await client.get("/v1/info")).status == 200
+
+
+async def test_no_upload_limit_when_zero(make_client) -> None:
+    """max_pending_uploads: 0 turns the early refusal off (uploads wait for the model)."""
+    client = await make_client(max_pending_uploads=0)
+    body = wav_bytes(smoke_clip(2.0))
+    answers = await asyncio.gather(
+        *(
+            client.post("/v1/classify", data=body, headers={"Content-Type": "audio/wav"})
+            for _ in range(6)
+        )
+    )
+    assert [a.status for a in answers] == [200] * 6
