@@ -15,9 +15,13 @@ from aiohttp.typedefs import Middleware
 from model_service import __version__, audio, categories, metrics
 from model_service.api.asr import setup_asr
 from model_service.api.common import (
+    ADMISSION_KEY,
     GUARD_KEY,
     SERVICE_KEY,
     STORE_KEY,
+    UPLOAD_ROUTES,
+    Admission,
+    expect_upload,
     json_error,
     read_audio_body,
 )
@@ -146,16 +150,13 @@ def browser_middleware(
     return guard
 
 
-# The routes whose requests carry audio to decode and run through a model.
-UPLOAD_ROUTES = frozenset({"/v1/classify", "/v1/transcribe", "/v1/describe", "/v1/ask"})
-
-
 def admission_middleware(limit: int) -> Middleware:
     """Refuse an upload with 503 before its body is read when `limit` are in progress.
 
     Reading, decoding and queueing a request that the model queue will refuse anyway costs
-    the CPU that the admitted requests need: under 5x overload that cut answers per second
-    by a third and left the process 0.7 GB larger. Refused clients get `Retry-After`.
+    the CPU and memory that the admitted requests need. Refused clients get `Retry-After`.
+    (A client that sends `Expect: 100-continue` is refused before it even sends the body:
+    see `expect_upload`.)
     """
 
     @web.middleware
@@ -163,38 +164,18 @@ def admission_middleware(limit: int) -> Middleware:
         if not limit or request.method != "POST" or _endpoint(request) not in UPLOAD_ROUTES:
             return await handler(request)
         state = request.app[ADMISSION_KEY]
-        if state.in_progress >= limit:
-            metrics.UPLOADS_REFUSED.inc()
-            retry = max(1, round(state.seconds_per_upload * state.in_progress / limit))
-            return json_error(
-                503,
-                f"{state.in_progress} uploads are being processed; retry in {retry} s",
-                {"Retry-After": str(retry)},
-            )
+        refused = state.refusal(limit)
+        if refused is not None:
+            return refused
         state.in_progress += 1
         started = time.perf_counter()
         try:
             return await handler(request)
         finally:
             state.in_progress -= 1
-            # A running average of how long an upload takes, for Retry-After.
-            state.seconds_per_upload += 0.1 * (
-                time.perf_counter() - started - state.seconds_per_upload
-            )
+            state.took(time.perf_counter() - started)
 
     return admit
-
-
-class Admission:
-    """Uploads in progress (one per application)."""
-
-    def __init__(self) -> None:
-        """Nothing in progress."""
-        self.in_progress = 0
-        self.seconds_per_upload = 1.0
-
-
-ADMISSION_KEY = web.AppKey("admission", Admission)
 
 
 def auth_middleware(token: str | None) -> Middleware:
@@ -300,7 +281,7 @@ def create_app(service: Service) -> web.Application:
     app[ADMISSION_KEY] = Admission()
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/info", info)
-    app.router.add_post("/v1/classify", classify)
+    app.router.add_post("/v1/classify", classify, expect_handler=expect_upload)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_endpoint)
 

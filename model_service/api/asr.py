@@ -11,6 +11,7 @@ from aiohttp import BodyPartReader, hdrs, web
 from model_service import audio
 from model_service.api.common import (
     SERVICE_KEY,
+    expect_upload,
     loads_json,
     multipart_errors,
     multipart_parts,
@@ -38,7 +39,7 @@ NO_ASR_MESSAGE = (
 
 def setup_asr(app: web.Application) -> None:
     """Register the speech recognition route."""
-    app.router.add_post("/v1/transcribe", transcribe)
+    app.router.add_post("/v1/transcribe", transcribe, expect_handler=expect_upload)
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 import contextlib
+import hmac
 import json
 from typing import Any
 
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, hdrs, web
 
-from model_service import audio
+from model_service import audio, metrics
 from model_service.api.connections import ConnectionGuard
 from model_service.detection.service import Service
 from model_service.live.manager import StreamManager
@@ -19,6 +20,60 @@ SERVICE_KEY = web.AppKey("service", Service)
 STREAMS_KEY = web.AppKey("streams", StreamManager)
 STORE_KEY = web.AppKey("event_store", EventStore)
 GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
+
+
+# The routes whose requests carry audio to decode and run through a model.
+UPLOAD_ROUTES = frozenset({"/v1/classify", "/v1/transcribe", "/v1/describe", "/v1/ask"})
+
+
+class Admission:
+    """Uploads in progress (one per application), and how long one takes."""
+
+    def __init__(self) -> None:
+        """Nothing in progress."""
+        self.in_progress = 0
+        self.seconds_per_upload = 1.0
+
+    def took(self, seconds: float) -> None:
+        """An upload finished after `seconds` (a running average, for Retry-After)."""
+        self.seconds_per_upload += 0.1 * (seconds - self.seconds_per_upload)
+
+    def refusal(self, limit: int) -> web.Response | None:
+        """The 503 for an upload now, or None when it may go ahead."""
+        if not limit or self.in_progress < limit:
+            return None
+        metrics.UPLOADS_REFUSED.inc()
+        retry = max(1, round(self.seconds_per_upload * self.in_progress / limit))
+        return json_error(
+            503,
+            f"{self.in_progress} uploads are being processed; retry in {retry} s",
+            {"Retry-After": str(retry)},
+        )
+
+
+ADMISSION_KEY = web.AppKey("admission", Admission)
+
+
+async def expect_upload(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` on an upload route: say 503 before the client sends its body
+    when the uploads in progress are at the limit (to a client with the right token only),
+    else 100 Continue as aiohttp would."""
+    config = request.app[SERVICE_KEY].config
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"unknown Expect: {request.headers[hdrs.EXPECT]}")
+    authorized = not config.token or hmac.compare_digest(
+        request.headers.get(hdrs.AUTHORIZATION, "").encode(), f"Bearer {config.token}".encode()
+    )
+    if authorized:
+        refused = request.app[ADMISSION_KEY].refusal(config.max_pending_uploads)
+        if refused is not None:
+            # The body is never sent: nothing to read before the next request, so close.
+            refused.force_close()
+            return refused
+    if request.version >= HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+    return None
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

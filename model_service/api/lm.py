@@ -25,6 +25,7 @@ from model_service.api.common import (
     SERVICE_KEY,
     STORE_KEY,
     STREAMS_KEY,
+    expect_upload,
     json_error,
     loads_json,
     multipart_errors,
@@ -190,5 +191,5 @@ async def ask(request: web.Request) -> web.Response:
 
 def setup_lm(app: web.Application) -> None:
     """Add the audio LM endpoints to the app."""
-    app.router.add_post("/v1/describe", describe)
-    app.router.add_post("/v1/ask", ask)
+    app.router.add_post("/v1/describe", describe, expect_handler=expect_upload)
+    app.router.add_post("/v1/ask", ask, expect_handler=expect_upload)

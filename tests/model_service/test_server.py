@@ -306,10 +306,23 @@ async def test_uploads_past_the_limit_are_refused_before_reading(make_client) ->
     assert int(refused.headers["Retry-After"]) >= 1
     assert "uploads are being processed" in (await refused.json())["error"]
     metrics = (await (await client.get("/metrics")).read()).decode()
-    assert "midasheng_uploads_refused_total 1.0" in metrics
+    assert "midasheng_uploads_refused_total 1.0" in metrics  # this one only, so far
+    # A client that asks first (Expect: 100-continue, as curl does for large bodies) is
+    # refused before it sends its body at all.
+    asked = await asyncio.wait_for(
+        client.post(
+            "/v1/classify", data=body, headers={"Content-Type": "audio/wav"}, expect100=True
+        ),
+        10,
+    )
+    assert asked.status == 503 and "Retry-After" in asked.headers
     gate.set()
     for task in slow:
         assert (await task).status == 200
+    asked = await client.post(
+        "/v1/classify", data=body, headers={"Content-Type": "audio/wav"}, expect100=True
+    )
+    assert asked.status == 200
     assert (
         await client.post("/v1/classify", data=body, headers={"Content-Type": "audio/wav"})
     ).status == 200
