@@ -49,7 +49,8 @@ DESCRIPTIONS: dict[str, MidashengBinarySensorEntityDescription] = {
         _category("speech", BinarySensorDeviceClass.SOUND),
         _category("doorbell", BinarySensorDeviceClass.SOUND),
         _category("knock", BinarySensorDeviceClass.SOUND),
-        _category("water_running", BinarySensorDeviceClass.MOISTURE),
+        # A sound, not a leak: MOISTURE means "wet", and a tap running is not water on the floor.
+        _category("water_running", BinarySensorDeviceClass.SOUND),
         _category("siren", BinarySensorDeviceClass.SOUND),
         _category("cough", BinarySensorDeviceClass.SOUND),
         _category("appliance_beep", BinarySensorDeviceClass.SOUND),

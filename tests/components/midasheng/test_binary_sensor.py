@@ -41,7 +41,7 @@ async def test_entities(
         ("co_alarm", "binary_sensor.hall_co_alarm", "carbon_monoxide"),
         ("glass_break", "binary_sensor.hall_glass_break", "safety"),
         ("scream", "binary_sensor.hall_scream", "safety"),
-        ("water_running", "binary_sensor.hall_water_running", "moisture"),
+        ("water_running", "binary_sensor.hall_water_running", "sound"),
         ("baby_cry", "binary_sensor.hall_baby_cry", "sound"),
     ],
 )

@@ -663,7 +663,7 @@ async def test_water_running_too_long_closes_valve_and_notifies(
         "Water running",
         source="Bathroom",
         area="Upstairs bathroom",
-        device_class="moisture",
+        device_class="sound",
     )
     calls = mock_services(
         hass, "valve.close_valve", "notify.mobile_app_phone", "notify.send_message"
@@ -705,7 +705,7 @@ async def test_water_running_without_valve(
         "binary_sensor.kitchen_water_running",
         "Water running",
         source="Kitchen",
-        device_class="moisture",
+        device_class="sound",
     )
     calls = mock_services(hass, "valve.close_valve", "notify.mobile_app_phone")
     await setup_blueprint(
@@ -731,7 +731,7 @@ async def test_water_running_briefly_is_ignored(
         "binary_sensor.kitchen_water_running",
         "Water running",
         source="Kitchen",
-        device_class="moisture",
+        device_class="sound",
     )
     calls = mock_services(hass, "valve.close_valve", "notify.mobile_app_phone")
     await setup_blueprint(
