@@ -164,9 +164,12 @@ class MidashengConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         )
         name = discovery_info.name.removesuffix(f".{discovery_info.type}")
+        port = discovery_info.port or DEFAULT_PORT
         if service_id := discovery_info.properties.get("id"):
             await self.async_set_unique_id(str(service_id))
-            self._abort_if_unique_id_configured(updates={CONF_URL: url})
+            self._abort_if_unique_id_configured(
+                updates=self._rediscovered(str(service_id), discovery_info.host, port)
+            )
         try:
             info = await self._async_get_info(url, None)
         except MidashengAuthError:
@@ -178,13 +181,28 @@ class MidashengConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="cannot_connect")
         else:
             await self.async_set_unique_id(info.id)
-            self._abort_if_unique_id_configured(updates={CONF_URL: url})
+            self._abort_if_unique_id_configured(
+                updates=self._rediscovered(info.id, discovery_info.host, port)
+            )
             name = info.name
 
         self._discovered_url = url
         self._discovered_name = name
         self.context["title_placeholders"] = {"name": name}
         return await self.async_step_zeroconf_confirm()
+
+    def _rediscovered(self, unique_id: str, host: str, port: int) -> dict[str, Any] | None:
+        """What a rediscovery may change in a configured entry's URL: the host and port of
+        an http URL. An https URL (or one behind a proxy path) was chosen by the user and is
+        never rewritten: the token would then travel in clear text, or miss the proxy."""
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, unique_id)
+        if entry is None:
+            return None
+        current = URL(entry.data[CONF_URL])
+        if current.scheme != "http":
+            return None
+        updated = current.with_host(host).with_port(port)
+        return {CONF_URL: str(updated)} if updated != current else None
 
     async def async_step_zeroconf_confirm(
         self, user_input: dict[str, Any] | None = None
@@ -366,6 +384,8 @@ class MidashengOptionsFlow(_OptionsFlow):
     ) -> ConfigFlowResult:
         """Let the service listen to a camera's stream."""
         errors: dict[str, str] = {}
+        if user_input is None and not self.hass.states.async_entity_ids("camera"):
+            return self.async_abort(reason="no_cameras")
         if user_input is not None:
             entity_id = user_input[CONF_CAMERA]
             try:

@@ -415,6 +415,7 @@ async def test_options_add_camera_errors(
 ) -> None:
     """Cameras without a stream and refused sources are reported in the form."""
     mock_client.create_source.side_effect = create_error
+    hass.states.async_set("camera.front_door", "idle")
     result = await _open_options_step(hass, init_integration, "add_camera")
     with patch("custom_components.midasheng.config_flow.async_get_stream_source", stream):
         result = await hass.config_entries.options.async_configure(
@@ -422,6 +423,15 @@ async def test_options_add_camera_errors(
         )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
+
+
+async def test_options_add_camera_without_cameras(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """With no camera in Home Assistant the step says so and what to do instead."""
+    result = await _open_options_step(hass, init_integration, "add_camera")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_cameras"
 
 
 async def test_options_add_url(
@@ -496,3 +506,32 @@ async def test_options_remove_source_none_left(
     result = await _open_options_step(hass, init_integration, "remove_source")
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_sources"
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        # http: only host and port follow the discovery; a path is kept.
+        ("http://old-host:9000/audio", "http://192.168.1.20:8765/audio"),
+        # https (a reverse proxy with TLS): never rewritten, the token must not go in clear.
+        ("https://audio.example.org/midasheng", "https://audio.example.org/midasheng"),
+        ("https://192.168.1.5:8443", "https://192.168.1.5:8443"),
+    ],
+)
+async def test_zeroconf_never_downgrades_a_configured_url(
+    hass: HomeAssistant, mock_client: MagicMock, configured: str, expected: str
+) -> None:
+    """Rediscovery updates the host and port of an http URL and leaves https alone."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="MiDasheng Audio",
+        unique_id=SERVICE_ID,
+        data={CONF_URL: configured, CONF_TOKEN: TOKEN},
+    )
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=ZEROCONF_INFO
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_URL] == expected
