@@ -99,11 +99,11 @@ class SoundIntentHandler(intent.IntentHandler):
             raise SoundQueryError(lang.r("unknown_place", name=name))
         return place
 
-    def category(self, lang: Language, values: Mapping[str, Any]) -> str | None:
+    async def category(self, lang: Language, values: Mapping[str, Any]) -> str | None:
         """The category slot as a category id, or a translated error."""
         if not (name := values.get("category")):
             return None
-        if (category := lang.category_from_text(str(name))) is None:
+        if (category := await self.assistant.async_category(lang, str(name))) is None:
             raise SoundQueryError(lang.r("unknown_category", name=name))
         return category
 
@@ -149,7 +149,7 @@ class WhatDidYouHearHandler(SoundIntentHandler):
             since=since,
         )
         query = Query(
-            place=self.place(lang, values), category=self.category(lang, values), span=span
+            place=self.place(lang, values), category=await self.category(lang, values), span=span
         )
         return await self.assistant.async_heard(lang, query)
 
@@ -169,7 +169,7 @@ class IsSoundActiveHandler(SoundIntentHandler):
         return {vol.Required("category", description=_CATEGORY_TEXT): cv.string, **_PLACE}
 
     async def _async_answer(self, lang: Language, values: Mapping[str, Any]) -> Answer:
-        category = self.category(lang, values)
+        category = await self.category(lang, values)
         assert category is not None
         return await self.assistant.async_is_active(lang, category, self.place(lang, values))
 
@@ -208,7 +208,7 @@ class WhatWasThatHandler(SoundIntentHandler):
 
     async def _async_answer(self, lang: Language, values: Mapping[str, Any]) -> Answer:
         return await self.assistant.async_what_was_that(
-            lang, self.place(lang, values), self.category(lang, values)
+            lang, self.place(lang, values), await self.category(lang, values)
         )
 
 

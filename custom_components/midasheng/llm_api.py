@@ -101,7 +101,9 @@ class RecentSoundEventsTool(llm.Tool):
         if (name := args.get("place")) and (place := assistant.place_from_name(name)) is None:
             return {"error": lang.r("unknown_place", name=name)}
         category = None
-        if (name := args.get("category")) and (category := lang.category_from_text(name)) is None:
+        if (name := args.get("category")) and (
+            category := await assistant.async_category(lang, name)
+        ) is None:
             return {"error": lang.r("unknown_category", name=name)}
         span = assistant.span(lang, period=args.get("period"), hours=args.get("hours"))
         try:

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,9 @@ class Language:
         return bool(self.data.get("settings", {}).get("lowercase_places"))
 
     def category_from_text(self, text: str) -> str | None:
-        """The category id a spoken or written name stands for (id, name or list entry)."""
+        """The category id a spoken or written name stands for (id, name or list entry).
+
+        Blocking (hassil matching): call it through `SoundAssistant.async_category`."""
         wanted = " ".join(text.casefold().replace("_", " ").split())
         for category, name in self.data.get("sounds", {}).items():
             if wanted in (category.replace("_", " "), str(name).casefold()):
@@ -735,13 +738,25 @@ class SoundAssistant:
     # Sentences
 
     async def async_recognize(self, text: str, lang: Language) -> RecognizeResult | None:
-        """Match a sentence against this integration's questions."""
-        return recognize_best(
-            text,
-            lang.intents,
-            slot_lists={"place": self.place_list()},
-            language=lang.code,
+        """Match a sentence against this integration's questions.
+
+        hassil's matching is CPU work that grows with the sentences and places, so it runs in
+        the executor, as Home Assistant's own agent does; the place list is built here, on
+        the loop, from the registries.
+        """
+        return await self.hass.async_add_executor_job(
+            partial(
+                recognize_best,
+                text,
+                lang.intents,
+                slot_lists={"place": self.place_list()},
+                language=lang.code,
+            )
         )
+
+    async def async_category(self, lang: Language, text: str) -> str | None:
+        """`Language.category_from_text`, in the executor (it may run hassil)."""
+        return await self.hass.async_add_executor_job(lang.category_from_text, text)
 
     async def async_answer_result(
         self, lang: Language, result: RecognizeResult, previous: Query | None = None

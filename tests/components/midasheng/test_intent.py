@@ -6,7 +6,8 @@ import threading
 from typing import Any
 from unittest.mock import MagicMock, patch
 
-from homeassistant.core import HomeAssistant
+from homeassistant.components import conversation
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import intent
 import pytest
 
@@ -97,3 +98,35 @@ async def test_sentences_read_off_the_event_loop(hass: HomeAssistant) -> None:
         assert await assistant.async_language(None) is english
     assert len(threads) == 1
     assert threads[0] != threading.current_thread().name
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_sentences_are_matched_off_the_event_loop(
+    hass: HomeAssistant, service_events: list[dict[str, Any]]
+) -> None:
+    """hassil matching (the agent's questions, a spoken sound name in an intent slot) runs in
+    the executor, as Home Assistant's own agent recognizes, never on the event loop."""
+    service_events.append(sound_event(42, minutes_ago=2, duration=40))
+    loop_thread = threading.current_thread().name
+    threads: list[str] = []
+    real = sounds.recognize_best
+
+    def recognize(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    with patch.object(sounds, "recognize_best", new=recognize):
+        answer = await conversation.async_converse(
+            hass,
+            "what did you hear in the kitchen",
+            None,
+            Context(),
+            "en",
+            agent_id="conversation.midasheng_audio",
+        )
+        assert "smoke alarm" in answer.response.speech["plain"]["speech"]
+        # A sound named in words ("the smoke detector") goes through hassil too.
+        heard = await handle(hass, "MidashengWhatDidYouHear", category="the smoke detector")
+        assert heard.speech["plain"]["speech"].startswith("I heard a smoke alarm")
+    assert len(threads) >= 2
+    assert loop_thread not in threads
