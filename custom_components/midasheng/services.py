@@ -8,6 +8,7 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from homeassistant.components import media_source
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -123,9 +124,27 @@ def _map_error(err: MidashengError, entry: MidashengConfigEntry) -> HomeAssistan
     )
 
 
-def _media_path(hass: HomeAssistant, media: Any) -> Path:
-    """The local file behind a media-source id of a local media folder."""
+async def _async_media_path(hass: HomeAssistant, media: Any) -> Path:
+    """The local file behind a media-source id, resolved by the media source integration
+    (the id of any source that plays a local file); without it loaded, or on a Home
+    Assistant whose resolved media carries no path (before 2025.7), the id of a local media
+    folder is read directly."""
     media_id = media["media_content_id"] if isinstance(media, dict) else str(media)
+    if "media_source" in hass.config.components:
+        try:
+            play = await media_source.async_resolve_media(hass, media_id, None)
+        except HomeAssistantError as err:
+            raise _error("unsupported_media", media=media_id) from err
+        if (path := getattr(play, "path", None)) is not None:
+            return Path(path)
+        if not media_id.startswith(MEDIA_SOURCE_PREFIX):
+            # Resolved to a URL only (a camera, a TTS message): nothing to read here.
+            raise _error("unsupported_media", media=media_id)
+    return _media_path(media_id, hass)
+
+
+def _media_path(media_id: str, hass: HomeAssistant) -> Path:
+    """The local file behind a media-source id of a local media folder."""
     if not media_id.startswith(MEDIA_SOURCE_PREFIX):
         raise _error("unsupported_media", media=media_id)
     source_dir_id, _, location = media_id.removeprefix(MEDIA_SOURCE_PREFIX).partition("/")
@@ -147,7 +166,7 @@ def _read(path: Path) -> bytes:
 async def _async_audio(hass: HomeAssistant, data: dict[str, Any]) -> tuple[bytes, str] | None:
     """The audio file given by `media` or `file`, with its content type; None without."""
     if ATTR_MEDIA in data:
-        path = _media_path(hass, data[ATTR_MEDIA])
+        path = await _async_media_path(hass, data[ATTR_MEDIA])
     elif ATTR_FILE in data:
         path = Path(data[ATTR_FILE])
         if not hass.config.is_allowed_path(str(path)):

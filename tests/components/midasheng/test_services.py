@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from unittest.mock import MagicMock
+from unittest.mock import MagicMock, patch
 
+from homeassistant.components import media_source
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
@@ -202,3 +204,34 @@ async def test_entry_selection(
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, "recent_events")
     assert err.value.translation_key == "no_loaded_entry"
+
+
+@pytest.mark.usefixtures("lm_client", "init_integration")
+async def test_media_resolved_by_the_media_source_integration(
+    hass: HomeAssistant, mock_client: MagicMock, tmp_path: Path
+) -> None:
+    """With the media source integration loaded, a media id is resolved through it (not
+    parsed), so whatever it allows is what the action reads; what it refuses is refused."""
+    hass.config.media_dirs = {"recordings": str(tmp_path)}
+    (tmp_path / "doorbell.wav").write_bytes(b"RIFF1111WAVE")
+    assert await async_setup_component(hass, "media_source", {})
+    resolved: list[str] = []
+    real = media_source.async_resolve_media
+
+    async def resolve(hass: HomeAssistant, media_id: str, player: Any) -> Any:
+        resolved.append(media_id)
+        return await real(hass, media_id, player)
+
+    doorbell = "media-source://media_source/recordings/doorbell.wav"
+    with patch.object(media_source, "async_resolve_media", resolve):
+        await call(hass, "describe", media={"media_content_id": doorbell})
+    assert resolved == [doorbell]
+    mock_client.describe.assert_awaited_with(audio=b"RIFF1111WAVE", content_type="audio/x-wav")
+    for refused in (
+        "media-source://media_source/recordings/../../etc/passwd",
+        "media-source://media_source/nowhere/doorbell.wav",
+        "media-source://no_such_integration/x",
+    ):
+        with pytest.raises(ServiceValidationError) as err:
+            await call(hass, "describe", media=refused)
+        assert err.value.translation_key in ("unsupported_media", "file_unreadable"), refused
