@@ -87,7 +87,7 @@ async def test_sound_level_throttled(
     fake_service: FakeService,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Levels are written at most every 10 s, or after 1 s when they jump by 6 dB."""
+    """Levels are written at most every 60 s, or after 1 s when they jump by 6 dB."""
     assert hass.states.get(LEVEL).state == "-42.1"
     assert hass.states.get("sensor.hall_sound_level").state == STATE_UNKNOWN
 
@@ -101,5 +101,7 @@ async def test_sound_level_throttled(
     assert await level(-41.0) == "-40.0"  # small change, too soon
     assert await level(-20.0) == "-20.0"  # a jump, more than a second later
     assert await level(-45.0) == "-20.0"  # a jump, but within a second
-    freezer.tick(timedelta(seconds=10))
-    assert await level(-44.0) == "-44.0"  # the interval passed
+    freezer.tick(timedelta(seconds=30))
+    assert await level(-22.0) == "-20.0"  # small change, within the minute
+    freezer.tick(timedelta(seconds=30))
+    assert await level(-23.0) == "-23.0"  # the interval passed
