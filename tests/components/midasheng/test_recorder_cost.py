@@ -87,9 +87,7 @@ async def test_sound_level_recorder_cost(
             await hass.async_block_till_done()
     await hass.async_block_till_done()
     await async_wait_recording_done(hass)
-    rows_after, bytes_after = await get_instance(hass).async_add_executor_job(
-        _rows_and_bytes, hass
-    )
+    rows_after, bytes_after = await get_instance(hass).async_add_executor_job(_rows_and_bytes, hass)
     rows = rows_after - rows_before
     per_row = (bytes_after - bytes_before) / rows
     per_day = rows * 24
