@@ -62,11 +62,17 @@ class ProcessExitedError(HarnessError):
 
 
 def free_port(preferred: int | None = None) -> int:
-    """The preferred port if it is free on loopback, else any free loopback port."""
+    """The preferred port if it is free on loopback, else any free loopback port.
+
+    Probed with SO_REUSEADDR, as the servers bind: a port whose last connections are still
+    in TIME_WAIT (the demo stopped with Ctrl-C a moment ago) is free for them, and taken
+    only while something listens on it.
+    """
     for port in (preferred, 0):
         if port is None:
             continue
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -773,6 +779,25 @@ class HomeAssistantWebSocket:
             for offset in range(0, len(pcm16), chunk):
                 await self.ws.send_bytes(handler + pcm16[offset : offset + chunk])
             await self.ws.send_bytes(handler)
+            while events[-1]["type"] not in ("run-end", "error"):
+                events.append(await queue.get())
+        return events
+
+    async def run_assist_text(
+        self, pipeline_id: str, text: str, *, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Run an Assist pipeline's intent stage on typed text, as the Assist dialog does;
+        the run's events, up to `run-end` or `error`."""
+        queue = await self.subscribe(
+            "assist_pipeline/run",
+            pipeline=pipeline_id,
+            start_stage="intent",
+            end_stage="intent",
+            input={"text": text},
+        )
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            events.append(await queue.get())
             while events[-1]["type"] not in ("run-end", "error"):
                 events.append(await queue.get())
         return events

@@ -111,6 +111,8 @@ class Demo:
             token=self.creds["service_token"],
             log_path=self.work / "service.log",
             port=free_port(args.port),
+            # The embedded recognizer (no download), so the Assist pipeline has our STT.
+            extra_args=["--asr", "pocketsphinx"],
         )
         self.hass = HomeAssistantProcess(
             self.work / "homeassistant",
@@ -120,6 +122,7 @@ class Demo:
         )
         self.pusher: LivePusher | None = None
         self.entities: dict[str, str] = {}
+        self.pipeline: dict[str, Any] = {}
         self.truth: list[tuple[str, float, float]] = []
 
     async def start(self, session: aiohttp.ClientSession) -> HomeAssistantClient:
@@ -150,6 +153,10 @@ class Demo:
         self.entities = found.by_key
         say(
             f"integration set up against the service; source {SOURCE_NAME!r} has {len(self.entities)} entities"
+        )
+        self.pipeline = await make_assist_pipeline(ha)
+        say(
+            f"Assist pipeline {self.pipeline['name']!r} (our speech to text and agent) is preferred"
         )
 
         audio, self.truth = synth.household_scene(seed=7)
@@ -295,6 +302,71 @@ async def check(ha: HomeAssistantClient, demo: Demo, wait_seconds: float) -> Non
             f"{agent} answered {QUESTION!r} with {speech!r}, which does not name the smoke alarm"
         )
     say(f"  ok: {agent or 'the default agent'} answered {QUESTION!r}: {speech!r}")
+    await check_pipeline(ha, demo)
+
+
+PIPELINE_NAME = "MiDasheng Audio"
+
+
+async def make_assist_pipeline(ha: HomeAssistantClient) -> dict[str, Any]:
+    """An Assist pipeline with this integration's speech to text and conversation agent,
+    made the preferred one, so the Assist dialog (and a voice satellite) uses them as the
+    README says, with no manual step."""
+    async with ha.websocket() as ws:
+        deadline = time.monotonic() + 60
+        stt = agent = None
+        while stt is None or agent is None:
+            for entry in await ws.entity_registry():
+                if entry.get("platform") == DOMAIN:
+                    if entry["entity_id"].startswith("stt."):
+                        stt = str(entry["entity_id"])
+                    elif entry["entity_id"].startswith("conversation."):
+                        agent = str(entry["entity_id"])
+            if stt is None or agent is None:
+                if time.monotonic() > deadline:
+                    raise HarnessError(
+                        f"the integration's entities for Assist are missing (stt {stt}, agent "
+                        f"{agent}); is the service's recognizer loaded?"
+                    )
+                await asyncio.sleep(0.5)
+        pipeline = await ws.call(
+            "assist_pipeline/pipeline/create",
+            name=PIPELINE_NAME,
+            language="en",
+            conversation_engine=agent,
+            conversation_language="en",
+            stt_engine=stt,
+            stt_language="en",
+            tts_engine=None,
+            tts_language=None,
+            tts_voice=None,
+            wake_word_entity=None,
+            wake_word_id=None,
+        )
+        await ws.call("assist_pipeline/pipeline/set_preferred", pipeline_id=pipeline["id"])
+    return dict(pipeline)
+
+
+async def check_pipeline(ha: HomeAssistantClient, demo: Demo) -> None:
+    """The preferred pipeline is ours, and it answers a question about sounds."""
+    async with ha.websocket() as ws:
+        listed = await ws.call("assist_pipeline/pipeline/list")
+        preferred = next(
+            (p for p in listed["pipelines"] if p["id"] == listed["preferred_pipeline"]), None
+        )
+        if preferred is None or preferred["id"] != demo.pipeline.get("id"):
+            raise CheckFailedError(f"the preferred Assist pipeline is not ours: {preferred}")
+        events = await ws.run_assist_text(preferred["id"], QUESTION)
+    ends = [e for e in events if e.get("type") == "intent-end"]
+    speech = (
+        ends[-1]["data"]["intent_output"]["response"]["speech"]["plain"]["speech"] if ends else ""
+    )
+    if "smoke alarm" not in speech.lower():
+        raise CheckFailedError(f"the Assist pipeline answered {QUESTION!r} with {speech!r}")
+    say(
+        f"  ok: the preferred Assist pipeline {preferred['name']!r} uses {preferred['stt_engine']}"
+        f" and {preferred['conversation_engine']}, and answered {QUESTION!r}"
+    )
 
 
 async def midasheng_agent(ha: HomeAssistantClient) -> str | None:
