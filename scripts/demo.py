@@ -100,6 +100,7 @@ class Demo:
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="midasheng-demo-check-")) if args.check else WORK
         self.creds = credentials(keep=not args.check)
+        self.wyoming_port = free_port(WYOMING_PORT)
         for name in ("homeassistant", "service-data", "service.log", "homeassistant.console.log"):
             path = self.work / name
             if path.is_dir():
@@ -111,8 +112,9 @@ class Demo:
             token=self.creds["service_token"],
             log_path=self.work / "service.log",
             port=free_port(args.port),
-            # The embedded recognizer (no download), so the Assist pipeline has our STT.
-            extra_args=["--asr", "pocketsphinx"],
+            # The embedded recognizer (no download), so the Assist pipeline has our STT; the
+            # same recognizer on a Wyoming port, for Home Assistant's own Wyoming integration.
+            extra_args=["--asr", "pocketsphinx", "--wyoming-port", str(self.wyoming_port)],
         )
         self.hass = HomeAssistantProcess(
             self.work / "homeassistant",
@@ -155,6 +157,8 @@ class Demo:
             f"integration set up against the service; source {SOURCE_NAME!r} has {len(self.entities)} entities"
         )
         self.pipeline = await make_assist_pipeline(ha)
+        wyoming = await setup_wyoming(ha, self.wyoming_port)
+        say(f"Home Assistant's Wyoming integration is set up against the service: {wyoming!r}")
         say(
             f"Assist pipeline {self.pipeline['name']!r} (our speech to text and agent) is preferred"
         )
@@ -185,6 +189,7 @@ class Demo:
         if not self.args.check:
             say(f"                  (kept in {shown(CREDENTIALS)})")
         say(f"  Model service   {self.service.url}  (API: {self.service.url}/openapi.json,")
+        say(f"                  Wyoming speech to text on tcp://127.0.0.1:{self.wyoming_port},")
         say(
             "                  bearer token: "
             + (shown(CREDENTIALS) if not self.args.check else self.creds["service_token"])
@@ -303,9 +308,43 @@ async def check(ha: HomeAssistantClient, demo: Demo, wait_seconds: float) -> Non
         )
     say(f"  ok: {agent or 'the default agent'} answered {QUESTION!r}: {speech!r}")
     await check_pipeline(ha, demo)
+    await check_wyoming(ha)
 
 
 PIPELINE_NAME = "MiDasheng Audio"
+# The port Wyoming speech-to-text servers usually take (another if taken).
+WYOMING_PORT = 10300
+
+
+async def setup_wyoming(ha: HomeAssistantClient, port: int) -> str:
+    """Add Home Assistant's own Wyoming integration against the service's Wyoming port, as a
+    user would (Settings > Add integration > Wyoming Protocol); the entry's title."""
+    form = await ha.flow_start("wyoming")
+    result = await ha.flow_step(form["flow_id"], {"host": "127.0.0.1", "port": port})
+    if result.get("type") != "create_entry":
+        await ha.flow_abort(form["flow_id"])
+        raise HarnessError(f"the Wyoming integration could not be set up: {result}")
+    return str(result["title"])
+
+
+async def check_wyoming(ha: HomeAssistantClient) -> None:
+    """Home Assistant's Wyoming integration has a working speech-to-text entity."""
+    deadline = time.monotonic() + 30
+    while True:
+        async with ha.websocket() as ws:
+            found = [
+                e["entity_id"]
+                for e in await ws.entity_registry()
+                if e.get("platform") == "wyoming" and e["entity_id"].startswith("stt.")
+            ]
+        states = [await ha.state(entity_id) for entity_id in found]
+        ready = [s for s in states if s is not None and s["state"] != "unavailable"]
+        if ready:
+            say(f"  ok: Home Assistant's Wyoming integration offers {ready[0]['entity_id']}")
+            return
+        if time.monotonic() > deadline:
+            raise CheckFailedError(f"no working Wyoming speech-to-text entity: {states}")
+        await asyncio.sleep(1)
 
 
 async def make_assist_pipeline(ha: HomeAssistantClient) -> dict[str, Any]:
