@@ -103,8 +103,9 @@ class Language:
         for category, name in self.data.get("sounds", {}).items():
             if wanted in (category.replace("_", " "), str(name).casefold()):
                 return str(category)
+        template = str(self.data.get("settings", {}).get("category_probe", "did you hear {text}"))
         probe = recognize_best(
-            f"did you hear {wanted}",
+            template.format(text=wanted),
             self.intents,
             slot_lists={"place": TextSlotList.from_tuples((), name="place")},
             language=self.code,
@@ -672,8 +673,11 @@ class SoundAssistant:
                 sounds = self.join(
                     lang,
                     [
-                        f"{self.sound_name(lang, f.event.category)}"
-                        f"{self.place_phrase(lang, f.place)}"
+                        lang.r(
+                            "sound_at",
+                            sound=self.sound_name(lang, f.event.category),
+                            place=self.place_phrase(lang, f.place),
+                        )
                         for f in active
                     ],
                 )
