@@ -492,16 +492,22 @@ class HomeAssistantClient:
             await self.refresh()
         return self.tokens.access_token
 
-    async def onboarding_status(self) -> list[dict[str, Any]]:
-        """The onboarding steps and whether each is done."""
+    async def onboarding_status(self) -> list[dict[str, Any]] | None:
+        """The onboarding steps and whether each is done; None once onboarding is over
+        (Home Assistant then no longer serves the onboarding API)."""
         async with self.session.get(f"{self.url}/api/onboarding") as resp:
+            if resp.status == 404:
+                return None
             if resp.status != 200:
                 raise HarnessError(f"/api/onboarding answered {resp.status}")
             return list(await resp.json())
 
     async def onboard(self, *, name: str, username: str, password: str) -> Tokens:
         """Finish onboarding as the frontend does: owner user, then every remaining step."""
-        done = {step["step"] for step in await self.onboarding_status() if step["done"]}
+        steps = await self.onboarding_status()
+        if steps is None:
+            return await self.login(username, password)
+        done = {step["step"] for step in steps if step["done"]}
         if "user" in done:
             await self.login(username, password)
         else:

@@ -93,16 +93,27 @@ class Demo:
     """The two processes, the clients and the pusher of one demo run."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        """Fresh working folders for this run: under .demo/, or a temporary one for --check.
+        """Working folders under .demo/, or a temporary one for --check.
 
-        The check runs apart from .demo/ so `scripts/test` can run while a demo is open.
+        Under .demo/ Home Assistant's config and the service's data survive a restart (an
+        open browser stays logged in, history and settings stay), unless `--fresh`. The check
+        runs apart, always fresh, so `scripts/test` can run while a demo is open.
         """
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="midasheng-demo-check-")) if args.check else WORK
         self.creds = credentials(keep=not args.check)
         self.wyoming_port = free_port(WYOMING_PORT)
-        for name in ("homeassistant", "service-data", "service.log", "homeassistant.console.log"):
+        kept = () if args.fresh else ("homeassistant", "service-data", "service-url")
+        for name in (
+            "homeassistant",
+            "service-data",
+            "service-url",
+            "service.log",
+            "homeassistant.console.log",
+        ):
             path = self.work / name
+            if name in kept:
+                continue
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -127,6 +138,21 @@ class Demo:
         self.pipeline: dict[str, Any] = {}
         self.truth: list[tuple[str, float, float]] = []
 
+    async def setup_integration(self, ha: HomeAssistantClient) -> None:
+        """Add the integration, or keep the entry a previous run made when it still points
+        at this service (a service that had to take another port is set up again)."""
+        marker = self.work / "service-url"
+        last_url = marker.read_text().strip() if marker.exists() else None
+        for entry in await ha.config_entries(DOMAIN):
+            if entry.get("state") == "loaded" and last_url == self.service.url:
+                say("the integration is already set up (kept from the last run)")
+                return
+            await ha.request(
+                "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}", ok=(200,)
+            )
+        await ha.setup_integration(self.service.url, self.creds["service_token"])
+        marker.write_text(self.service.url + "\n")
+
     async def start(self, session: aiohttp.ClientSession) -> HomeAssistantClient:
         """Start both, onboard, add the integration, create the source and start playing."""
         say(f"starting the model service (builtin tagger, no downloads) on {self.service.url}")
@@ -142,12 +168,14 @@ class Demo:
             name="Demo", username=self.creds["username"], password=self.creds["password"]
         )
         await ha.wait_running()
-        say("Home Assistant is running; onboarding done, demo user created")
+        say("Home Assistant is running; onboarding done, demo user ready")
 
         svc = ServiceClient(self.service.url, session, self.creds["service_token"])
-        source = await svc.create_push_source(SOURCE_NAME)
+        source = next((s for s in await svc.sources() if s["name"] == SOURCE_NAME), None)
+        if source is None:
+            source = await svc.create_push_source(SOURCE_NAME)
         service_id = (await svc.info())["id"]
-        await ha.setup_integration(self.service.url, self.creds["service_token"])
+        await self.setup_integration(ha)
         async with ha.websocket() as ws:
             found = await wait_source_entities(
                 ws, service_id, source["id"], ("smoke_alarm", "sound_level")
@@ -319,6 +347,10 @@ WYOMING_PORT = 10300
 async def setup_wyoming(ha: HomeAssistantClient, port: int) -> str:
     """Add Home Assistant's own Wyoming integration against the service's Wyoming port, as a
     user would (Settings > Add integration > Wyoming Protocol); the entry's title."""
+    for entry in await ha.config_entries("wyoming"):
+        await ha.request(
+            "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}", ok=(200,)
+        )
     form = await ha.flow_start("wyoming")
     result = await ha.flow_step(form["flow_id"], {"host": "127.0.0.1", "port": port})
     if result.get("type") != "create_entry":
@@ -368,6 +400,8 @@ async def make_assist_pipeline(ha: HomeAssistantClient) -> dict[str, Any]:
                         f"{agent}); is the service's recognizer loaded?"
                     )
                 await asyncio.sleep(0.5)
+        listed = await ws.call("assist_pipeline/pipeline/list")
+        earlier = [p["id"] for p in listed["pipelines"] if p["name"] == PIPELINE_NAME]
         pipeline = await ws.call(
             "assist_pipeline/pipeline/create",
             name=PIPELINE_NAME,
@@ -383,6 +417,9 @@ async def make_assist_pipeline(ha: HomeAssistantClient) -> dict[str, Any]:
             wake_word_id=None,
         )
         await ws.call("assist_pipeline/pipeline/set_preferred", pipeline_id=pipeline["id"])
+        for old in earlier:
+            # Made by an earlier run of the demo (this one is made with this run's entities).
+            await ws.call("assist_pipeline/pipeline/delete", pipeline_id=old)
     return dict(pipeline)
 
 
@@ -478,6 +515,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="headless: verify and exit")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start Home Assistant and the service from scratch (forget the last run's state)",
+    )
     parser.add_argument("--port", type=int, default=8765, help="service port (another if taken)")
     parser.add_argument(
         "--ha-port", type=int, default=8123, help="Home Assistant port (another if taken)"
