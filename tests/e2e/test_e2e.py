@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
+import contextlib
 from datetime import UTC, datetime
+import subprocess
 import sys
 import time
 from typing import Any
@@ -807,3 +809,74 @@ async def test_assist_pipeline_says_it_did_not_understand(stack: Stack) -> None:
         "assist pipeline: 'what did you hear' answered; 'unlock the front door' and "
         "'please call my mother now' ended with stt-no-text-recognized"
     )
+
+
+# -- a full disk -------------------------------------------------------------------------------
+
+
+async def test_full_disk_alarm_arrives_and_is_a_repair(stack: Stack, tmp_path) -> None:
+    """The service's data dir on a small tmpfs, filled up: a smoke alarm still turns Home
+    Assistant's sensor on, a repair issue says the service cannot store events, and it goes
+    away once the disk has room again."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    filler = disk / "filler"
+    try:
+        # The same service, moved onto the small disk (a new data dir: a new service id).
+        await stack.service.stop()
+        config = tmp_path / "service.yaml"
+        config.write_text("min_free_mb: 0.5\n")
+        stack.service.data_dir = disk / "data"
+        stack.service.extra_args = [*stack.service.extra_args, "--config", str(config)]
+        await stack.service.start()
+        service_id = (await stack.svc.info())["id"]
+        source = await stack.svc.create_push_source("Kitchen")
+        entry = await stack.setup_integration()
+        pusher = LivePusher(stack.service.url, stack.token, source["id"], room_noise(), loop=True)
+        async with stack.ha.websocket() as ws:
+            ids = await wait_source_entities(ws, service_id, source["id"])
+            smoke = ids["smoke_alarm"]
+            pusher.start()
+            try:
+                await pusher.wait_streaming()
+
+                def fill() -> None:
+                    with contextlib.suppress(OSError), filler.open("wb") as f:
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+
+                await asyncio.to_thread(fill)
+                changes = await ws.subscribe_events("state_changed")
+                onset = await pusher.play(smoke_clip(6.0))
+                await next_state_change(changes, smoke, lambda s: s["state"] == "on", timeout=30)
+                heard_after = time.time() - onset
+                issue_id = f"storage_problem_{entry['entry_id']}"
+                issue = await wait_for(
+                    lambda: _issue(stack, ws, issue_id), "the storage repair issue", timeout=30
+                )
+                assert issue["translation_key"] == "storage_problem"
+                assert "Free space" in issue["translation_placeholders"]["problem"]
+                filler.unlink()
+                await wait_for(
+                    lambda: _none(_issue(stack, ws, issue_id)), "the issue withdrawn", timeout=30
+                )
+            finally:
+                await pusher.stop()
+        events = (await stack.svc.request("GET", "/v1/events?category=smoke_alarm"))["events"]
+        assert events, "the alarm was stored once the disk had room"
+        REPORT.append(
+            f"full disk: the smoke alarm turned the sensor on {heard_after:.1f} s after its "
+            "onset, a storage repair issue was raised and withdrawn when space returned"
+        )
+    finally:
+        await stack.service.stop()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
