@@ -30,6 +30,8 @@ MAX_SOURCES = 1000
 PRUNE_INTERVAL = 600.0
 # How often push sources are checked for a stalled stream (seconds).
 WATCH_INTERVAL = 1.0
+# How often the free space of the data dir's disk is looked at (statvfs, on the store thread).
+STORAGE_CHECK_INTERVAL = 30.0
 
 
 class StreamManager:
@@ -140,7 +142,7 @@ class StreamManager:
         await self.store.close()
 
     async def _prune_loop(self) -> None:
-        pruned = 0.0
+        pruned = checked = 0.0
         while True:
             now = time.monotonic()
             for runtime in list(self.sources.values()):
@@ -148,6 +150,9 @@ class StreamManager:
             with contextlib.suppress(StoreError):
                 # Events held while the disk was full are written as soon as it allows.
                 await self.store.flush_unsaved()
+                if now - checked >= STORAGE_CHECK_INTERVAL:
+                    checked = now
+                    await self.store.refresh_storage()
             if now - pruned >= PRUNE_INTERVAL:
                 pruned = now
                 with contextlib.suppress(StoreError):  # logged by the store

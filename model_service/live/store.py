@@ -686,11 +686,13 @@ class EventStore:
                 f"{len(self._unsaved)} events could not be written ({self._write_error}); "
                 "they are kept in memory until they can be. Free space on that disk"
             )
-        elif self._low_space:
+        elif self._low_space or (free is not None and free < self.min_free_bytes):
+            # Known before any write fails: the disk is nearly full, clips are not kept and
+            # events will not fit for long.
             problem = (
                 f"the disk of {self.data_dir} has {(free or 0) / 1e6:.0f} MB free, under the "
-                f"{self.min_free_bytes / 1e6:.0f} MB margin, and no clips are left to delete: "
-                "new clips are not kept. Free space on that disk"
+                f"{self.min_free_bytes / 1e6:.0f} MB margin (min_free_mb): new clips are not "
+                "kept, and events cannot be stored once it is full. Free space on that disk"
             )
         return {
             "ok": problem is None,
@@ -703,12 +705,16 @@ class EventStore:
         status = self._storage()
         self.storage = status
         # Said again when the kind of problem changes, not with every event held.
-        key = {"ok": status["ok"], "unsaved": bool(self._unsaved), "low": self._low_space}
+        key = {"ok": status["ok"], "unsaved": bool(self._unsaved)}
         if key == self._reported:
             return
         self._reported = key
         if self.on_storage is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.on_storage, status)
+
+    async def refresh_storage(self) -> None:
+        """Look at the free space again (the disk fills and empties without our writes)."""
+        await self._call(self._report_storage)
 
     async def set_clip(self, seq: int, wav: bytes) -> None:
         """Replace an event's clip (no new rev: the event itself did not change)."""

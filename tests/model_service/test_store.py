@@ -345,3 +345,24 @@ async def test_low_free_space_shrinks_clip_retention(tmp_path: Path, monkeypatch
     await _add(store, clip=b"RIFF" + b"o" * 10)
     assert store.storage["ok"] is True
     await store.close()
+
+
+async def test_nearly_full_disk_is_reported_before_any_write_fails(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Free space under the margin is a storage problem at once (health, the WebSocket and
+    Home Assistant's repair say so), before an event fails; it clears when space returns."""
+    free = [10 * 1024 * 1024]
+    monkeypatch.setattr(EventStore, "_free_bytes", lambda self: free[0])
+    reports: list[dict] = []
+    store = EventStore(tmp_path, min_free_mb=256, on_storage=reports.append)
+    await store.open()
+    await asyncio.sleep(0.05)
+    assert store.storage["ok"] is False
+    assert "under the 268 MB margin" in store.storage["problem"]
+    assert reports and reports[-1]["ok"] is False
+    free[0] = 2 * 1024 * 1024 * 1024
+    await store.refresh_storage()
+    await asyncio.sleep(0.05)
+    assert store.storage["ok"] is True and reports[-1]["ok"] is True
+    await store.close()
