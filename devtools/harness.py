@@ -23,7 +23,7 @@ Linux, dies with its parent, so an interrupted run leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +34,7 @@ from pathlib import Path
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from typing import Any
@@ -79,6 +80,38 @@ def free_port(preferred: int | None = None) -> int:
                 continue
             return int(sock.getsockname()[1])
     raise HarnessError("no free port on 127.0.0.1")
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size_mb: int = 6) -> Iterator[Path]:
+    """A tmpfs of `size_mb` MiB mounted at `folder` (made if missing), unmounted afterwards;
+    HarnessError when this machine does not let us mount one (it needs root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise HarnessError(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(path: Path) -> None:
+    """Write `path` until its disk says no (blocking: run it in a thread)."""
+    with contextlib.suppress(OSError), path.open("wb") as f:
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    # What is left below a block too.
+    with contextlib.suppress(OSError), path.open("ab") as f:
+        while True:
+            f.write(b"\0" * 512)
+            f.flush()
 
 
 def tail(path: Path, lines: int = 80) -> str:
@@ -788,6 +821,27 @@ class HomeAssistantWebSocket:
             while events[-1]["type"] not in ("run-end", "error"):
                 events.append(await queue.get())
         return events
+
+    async def create_assist_pipeline(
+        self, name: str, *, stt: str | None, conversation: str, language: str = "en"
+    ) -> dict[str, Any]:
+        """A new Assist pipeline with these engines (no TTS, no wake word); its record."""
+        return dict(
+            await self.call(
+                "assist_pipeline/pipeline/create",
+                name=name,
+                language=language,
+                conversation_engine=conversation,
+                conversation_language=language,
+                stt_engine=stt,
+                stt_language=language if stt else None,
+                tts_engine=None,
+                tts_language=None,
+                tts_voice=None,
+                wake_word_entity=None,
+                wake_word_id=None,
+            )
+        )
 
     async def run_assist_text(
         self, pipeline_id: str, text: str, *, timeout: float = 30.0

@@ -402,20 +402,7 @@ async def make_assist_pipeline(ha: HomeAssistantClient) -> dict[str, Any]:
                 await asyncio.sleep(0.5)
         listed = await ws.call("assist_pipeline/pipeline/list")
         earlier = [p["id"] for p in listed["pipelines"] if p["name"] == PIPELINE_NAME]
-        pipeline = await ws.call(
-            "assist_pipeline/pipeline/create",
-            name=PIPELINE_NAME,
-            language="en",
-            conversation_engine=agent,
-            conversation_language="en",
-            stt_engine=stt,
-            stt_language="en",
-            tts_engine=None,
-            tts_language=None,
-            tts_voice=None,
-            wake_word_entity=None,
-            wake_word_id=None,
-        )
+        pipeline = await ws.create_assist_pipeline(PIPELINE_NAME, stt=stt, conversation=agent)
         await ws.call("assist_pipeline/pipeline/set_preferred", pipeline_id=pipeline["id"])
         for old in earlier:
             # Made by an earlier run of the demo (this one is made with this run's entities).

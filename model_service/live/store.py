@@ -137,6 +137,22 @@ _INSERT = (
 )
 
 
+def _values(event: StoredEvent) -> tuple[Any, ...]:
+    """An event's columns in the order of _INSERT and _UPSERT."""
+    return (
+        event.seq,
+        event.rev,
+        event.id,
+        event.source,
+        event.category,
+        event.label,
+        event.score,
+        event.start,
+        event.end,
+        event.level_dbfs,
+    )
+
+
 def _row_event(row: tuple[Any, ...]) -> StoredEvent:
     return StoredEvent(*row)
 
@@ -385,54 +401,28 @@ class EventStore:
         end: float | None,
         clip: bytes | None,
     ) -> StoredEvent:
-        def tx(conn: sqlite3.Connection) -> StoredEvent:
-            rev = self._next(conn)
-            event = StoredEvent(
-                seq=rev,
-                rev=rev,
-                id=uuid.uuid4().hex,
-                source=source,
-                category=category,
-                label=label,
-                score=float(score),
-                start=float(start),
-                end=None if end is None else float(end),
-                level_dbfs=float(level_dbfs),
-            )
-            conn.execute(
-                _INSERT,
-                (
-                    event.seq,
-                    event.rev,
-                    event.id,
-                    source,
-                    category,
-                    label,
-                    event.score,
-                    event.start,
-                    event.end,
-                    event.level_dbfs,
-                ),
-            )
-            return event
+        rev = self._counter + 1
+        event = StoredEvent(
+            seq=rev,
+            rev=rev,
+            id=uuid.uuid4().hex,
+            source=source,
+            category=category,
+            label=label,
+            score=float(score),
+            start=float(start),
+            end=None if end is None else float(end),
+            level_dbfs=float(level_dbfs),
+        )
+
+        def tx(conn: sqlite3.Connection) -> None:
+            self._next(conn)  # the counter's next value: this event's rev
+            conn.execute(_INSERT, _values(event))
 
         try:
-            event = self._write_making_room(tx)
+            self._write_making_room(tx)
         except StoreError as err:
             # Not stored, but never lost: delivered live now, written when the disk allows.
-            rev = self._counter + 1
-            event = StoredEvent(
-                seq=rev,
-                rev=rev,
-                id=uuid.uuid4().hex,
-                source=source,
-                category=category,
-                label=label,
-                score=float(score),
-                start=float(start),
-                end=None if end is None else float(end),
-                level_dbfs=float(level_dbfs),
-            )
             self._hold(event, err)
             return event
         self._counter = event.rev
@@ -577,24 +567,7 @@ class EventStore:
         top = max(e.rev for e in events)
 
         def tx(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                _UPSERT,
-                [
-                    (
-                        e.seq,
-                        e.rev,
-                        e.id,
-                        e.source,
-                        e.category,
-                        e.label,
-                        e.score,
-                        e.start,
-                        e.end,
-                        e.level_dbfs,
-                    )
-                    for e in events
-                ],
-            )
+            conn.executemany(_UPSERT, [_values(e) for e in events])
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('counter', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), "

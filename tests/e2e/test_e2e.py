@@ -11,7 +11,6 @@ import asyncio
 from collections import Counter, defaultdict
 import contextlib
 from datetime import UTC, datetime
-import subprocess
 import sys
 import time
 from typing import Any
@@ -26,10 +25,12 @@ from devtools.harness import (
     HarnessError,
     LivePusher,
     ServiceEventWatcher,
+    fill_disk,
     free_port,
     next_state_change,
     parse_time,
     percentile,
+    small_disk,
     source_entities,
     to_pcm16,
     wait_for,
@@ -767,19 +768,8 @@ async def test_assist_pipeline_says_it_did_not_understand(stack: Stack) -> None:
             )
 
         stt_entity = await wait_for(stt_entity_id, "the speech-to-text entity", timeout=30.0)
-        pipeline = await ws.call(
-            "assist_pipeline/pipeline/create",
-            name="MiDasheng voice",
-            language="en",
-            conversation_engine="conversation.home_assistant",
-            conversation_language="en",
-            stt_engine=stt_entity,
-            stt_language="en",
-            tts_engine=None,
-            tts_language=None,
-            tts_voice=None,
-            wake_word_entity=None,
-            wake_word_id=None,
+        pipeline = await ws.create_assist_pipeline(
+            "MiDasheng voice", stt=stt_entity, conversation="conversation.home_assistant"
         )
         silence = np.zeros(RATE // 2, np.float32)
 
@@ -818,16 +808,15 @@ async def test_full_disk_alarm_arrives_and_is_a_repair(stack: Stack, tmp_path) -
     """The service's data dir on a small tmpfs, filled up: a smoke alarm still turns Home
     Assistant's sensor on, a repair issue says the service cannot store events, and it goes
     away once the disk has room again."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    with contextlib.ExitStack() as mounted:
+        try:
+            disk = mounted.enter_context(small_disk(tmp_path / "disk"))
+        except HarnessError as err:
+            pytest.skip(str(err))
+        await _full_disk_through_home_assistant(stack, tmp_path, disk)
+
+
+async def _full_disk_through_home_assistant(stack: Stack, tmp_path, disk) -> None:
     filler = disk / "filler"
     try:
         # The same service, moved onto the small disk (a new data dir: a new service id).
@@ -848,13 +837,7 @@ async def test_full_disk_alarm_arrives_and_is_a_repair(stack: Stack, tmp_path) -
             try:
                 await pusher.wait_streaming()
 
-                def fill() -> None:
-                    with contextlib.suppress(OSError), filler.open("wb") as f:
-                        while True:
-                            f.write(b"\0" * 65536)
-                            f.flush()
-
-                await asyncio.to_thread(fill)
+                await asyncio.to_thread(fill_disk, filler)
                 changes = await ws.subscribe_events("state_changed")
                 onset = await pusher.play(smoke_clip(6.0))
                 await next_state_change(changes, smoke, lambda s: s["state"] == "on", timeout=30)
@@ -879,4 +862,3 @@ async def test_full_disk_alarm_arrives_and_is_a_repair(stack: Stack, tmp_path) -
         )
     finally:
         await stack.service.stop()
-        subprocess.run(["umount", "-l", str(disk)], check=False)

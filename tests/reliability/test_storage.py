@@ -6,39 +6,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-import contextlib
 import json
 from pathlib import Path
-import subprocess
 
 import aiohttp
 import numpy as np
 import pytest
 
 from devtools import synth
-from devtools.harness import ServiceProcess
+from devtools.harness import HarnessError, ServiceProcess, fill_disk, small_disk
 
 RATE = 16000
 ALARMS = 3
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def disk(tmp_path: Path) -> Iterator[Path]:
     """A 6 MiB tmpfs, unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m,mode=0755", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        with small_disk(tmp_path / "disk") as mounted:
+            yield mounted
+    except HarnessError as err:
+        pytest.skip(str(err))
 
 
 def _alarms() -> bytes:
@@ -52,30 +41,11 @@ def _alarms() -> bytes:
     return (audio * 32767).astype("<i2").tobytes()
 
 
-def _fill(path: Path) -> int:
-    """Write until the disk says no; the file's size."""
-    written = 0
-    block = b"\0" * 65536
-    with contextlib.suppress(OSError), path.open("wb") as f:
-        while True:
-            f.write(block)
-            f.flush()
-            written += len(block)
-    # Whatever is left below a block too.
-    with contextlib.suppress(OSError), path.open("ab") as f:
-        while True:
-            f.write(b"\0" * 512)
-            f.flush()
-    return written
-
-
-async def test_full_disk_alarms_are_delivered_and_stored_later(
-    small_disk: Path, tmp_path: Path
-) -> None:
+async def test_full_disk_alarms_are_delivered_and_stored_later(disk: Path, tmp_path: Path) -> None:
     config = tmp_path / "service.yaml"
     config.write_text("min_free_mb: 0.5\n")
     service = ServiceProcess(
-        small_disk / "data",
+        disk / "data",
         log_path=tmp_path / "service.log",
         extra_args=["--config", str(config)],
     )
@@ -90,8 +60,8 @@ async def test_full_disk_alarms_are_delivered_and_stored_later(
             await sub.send_json({"type": "subscribe", "after": 0})
             while (json.loads((await sub.receive(timeout=10)).data))["type"] != "subscribed":
                 pass
-            filler = small_disk / "filler"
-            await asyncio.to_thread(_fill, filler)
+            filler = disk / "filler"
+            await asyncio.to_thread(fill_disk, filler)
 
             async with session.ws_connect(service.url + "/v1/ws") as pusher:
                 await pusher.send_json({"type": "push_start", "source": "hall", "rate": RATE})
