@@ -459,14 +459,7 @@ class EventStore:
                 raise KeyError(seq)
             event = _row_event(row)
             event.rev = self._next(conn)
-            if end is not None:
-                event.end = float(end)
-            if score is not None:
-                event.score = float(score)
-            if label is not None:
-                event.label = label
-            if level_dbfs is not None:
-                event.level_dbfs = float(level_dbfs)
+            self._change(event, end, score, label, level_dbfs)
             conn.execute(
                 "UPDATE events SET rev = ?, end_ts = ?, score = ?, label = ?, level_dbfs = ? "
                 "WHERE seq = ?",
