@@ -687,6 +687,19 @@ class HomeAssistantClient:
             raise HarnessError(f"the options flow did not show {step_id}: {form}")
         return dict(await self._post_json(f"{base}/{flow_id}", data))
 
+    async def subentry_flow(
+        self, entry_id: str, subentry_type: str, steps: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Run an entry's "Add" flow of a subentry type, as the entry's page does: each of
+        `steps` answers the form or menu shown; the flow's last result."""
+        base = "/api/config/config_entries/subentries/flow"
+        result = await self._post_json(base, {"handler": [entry_id, subentry_type]})
+        for data in steps:
+            if result.get("type") not in ("form", "menu"):
+                raise HarnessError(f"the subentry flow ended early: {result}")
+            result = await self._post_json(f"{base}/{result['flow_id']}", data)
+        return dict(result)
+
     async def config_entries(self, domain: str = DOMAIN) -> list[dict[str, Any]]:
         """Config entries of a domain."""
         return list(await self.request("GET", f"/api/config/config_entries/entry?domain={domain}"))

@@ -108,7 +108,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) ->
 
     coordinator = MidashengCoordinator(hass, entry, client, info, sources)
     await coordinator.async_load()
-    entry.runtime_data = MidashengRuntimeData(client=client, coordinator=coordinator)
+    entry.runtime_data = MidashengRuntimeData(
+        client=client, coordinator=coordinator, options=dict(entry.options)
+    )
 
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
@@ -120,6 +122,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: MidashengConfigEntry) ->
         entry_type=dr.DeviceEntryType.SERVICE,
     )
     coordinator.async_remove_stale_devices()
+    coordinator.async_sync_subentries()
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
@@ -142,8 +145,13 @@ OPTIONS_FLOW_RELOADS = hasattr(config_entries, "OptionsFlowWithReload")
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: MidashengConfigEntry) -> None:
-    """Apply changed options (watched categories, sensitivity) by reloading the entry."""
-    await hass.config_entries.async_reload(entry.entry_id)
+    """Apply changed options (watched categories, sensitivity) by reloading the entry.
+
+    The listener also hears subentry changes (a source added, renamed or deleted), which the
+    coordinator applies without a reload.
+    """
+    if entry.options != entry.runtime_data.options:
+        await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: MidashengConfigEntry) -> bool:

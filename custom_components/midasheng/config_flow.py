@@ -7,9 +7,12 @@ from typing import Any
 
 from homeassistant.components.camera import async_get_stream_source
 from homeassistant.config_entries import (
+    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
 )
 from homeassistant.const import CONF_NAME, CONF_TOKEN, CONF_URL
 from homeassistant.core import callback
@@ -54,11 +57,12 @@ from .const import (
     CONF_CATEGORIES,
     CONF_REPAIR_AFTER,
     CONF_SENSITIVITY,
-    CONF_SOURCE,
+    CONF_SOURCE_ID,
     DEFAULT_REPAIR_AFTER,
     DEFAULT_SENSITIVITY,
     DOMAIN,
     LOGGER,
+    SUBENTRY_SOURCE,
 )
 from .coordinator import MidashengConfigEntry
 
@@ -88,8 +92,16 @@ class MidashengConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: MidashengConfigEntry) -> MidashengOptionsFlow:
-        """Options: watched categories, sensitivity and sources."""
+        """Options: watched categories, sensitivity of new sources, repair delay."""
         return MidashengOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Sources are subentries: added, renamed and deleted from the entry's page."""
+        return {SUBENTRY_SOURCE: SourceSubentryFlow}
 
     async def _async_get_info(self, url: str, token: str | None) -> ServiceInfo:
         client = MidashengClient(url, session=async_get_clientsession(self.hass), token=token)
@@ -290,38 +302,29 @@ class MidashengConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class MidashengOptionsFlow(_OptionsFlow):
-    """Watched categories, sensitivity, and adding or removing sources on the service.
+    """Watched categories, the sensitivity of new sources and the repair delay.
 
     Changed options reload the entry. Current Home Assistant does that for the flow itself
     (OptionsFlowWithReload) and reports integrations that still reload from an update
-    listener, which stops working in 2026.12.
+    listener, which stops working in 2026.12. Sources are subentries (`SourceSubentryFlow`).
     """
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Offer the option groups."""
-        if self.config_entry.state is not ConfigEntryState.LOADED:
-            return self.async_abort(reason="not_loaded")
-        return self.async_show_menu(
-            step_id="init",
-            menu_options=["settings", "add_camera", "add_url", "remove_source"],
-        )
 
     @property
     def _entry(self) -> MidashengConfigEntry:
         entry: MidashengConfigEntry = self.config_entry
         return entry
 
-    async def async_step_settings(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Choose the categories to watch and the sensitivity."""
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose the categories to watch, the sensitivity and the repair delay."""
+        if self._entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="not_loaded")
         if user_input is not None:
             return self.async_create_entry(data={**self._entry.options, **user_input})
 
         info = self._entry.runtime_data.coordinator.info
         options = self._entry.options
         return self.async_show_form(
-            step_id="settings",
+            step_id="init",
             data_schema=vol.Schema(
                 {
                     vol.Required(
@@ -360,28 +363,54 @@ class MidashengOptionsFlow(_OptionsFlow):
             ),
         )
 
-    async def _async_add_source(
+
+class SourceSubentryFlow(ConfigSubentryFlow):
+    """Add a source (a camera's stream or a stream URL) to the service, or rename one.
+
+    The service opens the stream, so the source is made there; its subentry records which
+    source it is. Deleting the subentry deletes the source (`subentries.py`).
+    """
+
+    def _loaded_entry(self) -> MidashengConfigEntry | None:
+        entry: MidashengConfigEntry = self._get_entry()
+        return entry if entry.state is ConfigEntryState.LOADED else None
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Offer the kinds of source."""
+        if self._loaded_entry() is None:
+            return self.async_abort(reason="not_loaded")
+        return self.async_show_menu(step_id="user", menu_options=["camera", "url"])
+
+    async def _async_add(
         self, name: str, url: str, errors: dict[str, str]
-    ) -> ConfigFlowResult | None:
-        client = self._entry.runtime_data.client
+    ) -> SubentryFlowResult | None:
+        entry = self._loaded_entry()
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
         try:
-            source = await client.create_source(
-                name, url=url, sensitivity=self._entry.options.get(CONF_SENSITIVITY)
+            source = await entry.runtime_data.client.create_source(
+                name, url=url, sensitivity=entry.options.get(CONF_SENSITIVITY)
             )
         except MidashengResponseError as err:
             LOGGER.debug("The service refused source %s: %s", name, err)
             errors["base"] = "invalid_source"
+            return None
         except MidashengError:
             errors["base"] = "cannot_connect"
-        else:
+            return None
+        if entry.runtime_data.coordinator.subentries.subentry_id(source.id) is not None:
+            # The service reported the new source over the WebSocket before it answered
+            # here, and it has its subentry already.
             return self.async_abort(
                 reason="source_added", description_placeholders={"name": source.name}
             )
-        return None
+        return self.async_create_entry(
+            title=source.name, data={CONF_SOURCE_ID: source.id}, unique_id=source.id
+        )
 
-    async def async_step_add_camera(
+    async def async_step_camera(
         self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    ) -> SubentryFlowResult:
         """Let the service listen to a camera's stream."""
         errors: dict[str, str] = {}
         if user_input is None and not self.hass.states.async_entity_ids("camera"):
@@ -397,30 +426,26 @@ class MidashengOptionsFlow(_OptionsFlow):
             else:
                 state = self.hass.states.get(entity_id)
                 name = state.name if state else entity_id
-                if result := await self._async_add_source(name, stream_url, errors):
+                if result := await self._async_add(name, stream_url, errors):
                     return result
 
         return self.async_show_form(
-            step_id="add_camera",
+            step_id="camera",
             data_schema=vol.Schema(
                 {vol.Required(CONF_CAMERA): EntitySelector(EntitySelectorConfig(domain="camera"))}
             ),
             errors=errors,
         )
 
-    async def async_step_add_url(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_url(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Let the service listen to a stream URL (rtsp(s) or http(s))."""
         errors: dict[str, str] = {}
         if user_input is not None and (
-            result := await self._async_add_source(
-                user_input[CONF_NAME], user_input[CONF_URL], errors
-            )
+            result := await self._async_add(user_input[CONF_NAME], user_input[CONF_URL], errors)
         ):
             return result
         return self.async_show_form(
-            step_id="add_url",
+            step_id="url",
             data_schema=self.add_suggested_values_to_schema(
                 vol.Schema(
                     {
@@ -433,47 +458,50 @@ class MidashengOptionsFlow(_OptionsFlow):
             errors=errors,
         )
 
-    async def async_step_remove_source(
+    async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Stop a source on the service; its device goes away with it."""
-        coordinator = self._entry.runtime_data.coordinator
+    ) -> SubentryFlowResult:
+        """Rename a source or change its sensitivity (on the service, which keeps both)."""
+        entry = self._loaded_entry()
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
+        subentry = self._get_reconfigure_subentry()
+        source_id = str(subentry.data[CONF_SOURCE_ID])
+        coordinator = entry.runtime_data.coordinator
+        if (current := coordinator.sources.get(source_id)) is None:
+            return self.async_abort(reason="source_gone")
         errors: dict[str, str] = {}
         if user_input is not None:
-            source_id = user_input[CONF_SOURCE]
-            name = (
-                coordinator.sources[source_id].name
-                if source_id in coordinator.sources
-                else source_id
-            )
             try:
-                await self._entry.runtime_data.client.delete_source(source_id)
+                source = await coordinator.async_update_source(
+                    source_id,
+                    name=user_input[CONF_NAME],
+                    sensitivity=user_input[CONF_SENSITIVITY],
+                )
             except MidashengResponseError as err:
-                if err.status != 404:
-                    errors["base"] = "cannot_connect"
+                LOGGER.debug("The service refused changing source %s: %s", source_id, err)
+                errors["base"] = "invalid_source"
             except MidashengError:
                 errors["base"] = "cannot_connect"
-            if not errors:
-                return self.async_abort(
-                    reason="source_removed", description_placeholders={"name": name}
-                )
-
-        if not coordinator.sources:
-            return self.async_abort(reason="no_sources")
+            else:
+                return self.async_update_and_abort(entry, subentry, title=source.name)
         return self.async_show_form(
-            step_id="remove_source",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_SOURCE): SelectSelector(
-                        SelectSelectorConfig(
-                            options=[
-                                SelectOptionDict(value=source.id, label=source.name)
-                                for source in coordinator.sources.values()
-                            ],
-                            mode=SelectSelectorMode.DROPDOWN,
-                        )
-                    )
-                }
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_NAME): TextSelector(),
+                        vol.Required(CONF_SENSITIVITY): SelectSelector(
+                            SelectSelectorConfig(
+                                options=list(SENSITIVITIES),
+                                mode=SelectSelectorMode.LIST,
+                                translation_key=CONF_SENSITIVITY,
+                            )
+                        ),
+                    }
+                ),
+                user_input or {CONF_NAME: current.name, CONF_SENSITIVITY: current.sensitivity},
             ),
             errors=errors,
+            description_placeholders={"name": current.name},
         )

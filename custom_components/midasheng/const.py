@@ -12,8 +12,11 @@ LOGGER = logging.getLogger(__package__)
 CONF_CATEGORIES: Final = "categories"
 CONF_SENSITIVITY: Final = "sensitivity"
 CONF_CAMERA: Final = "camera"
-CONF_SOURCE: Final = "source"
 CONF_REPAIR_AFTER: Final = "repair_after"
+CONF_SOURCE_ID: Final = "source_id"
+
+# A source on the service, as a config subentry of the service's entry.
+SUBENTRY_SOURCE: Final = "source"
 
 DEFAULT_SENSITIVITY: Final = "medium"
 

@@ -53,14 +53,17 @@ from .const import (
     STORAGE_VERSION,
 )
 from .resume import ResumeState, Verdict
+from .subentries import SourceSubentries
 
 
 @dataclass(kw_only=True)
 class MidashengRuntimeData:
-    """What a loaded entry keeps: the client and the push coordinator."""
+    """What a loaded entry keeps: the client, the push coordinator and the options it was
+    loaded with (a change of them reloads the entry; a change of its subentries does not)."""
 
     client: MidashengClient
     coordinator: MidashengCoordinator
+    options: dict[str, Any]
 
 
 type MidashengConfigEntry = ConfigEntry[MidashengRuntimeData]
@@ -154,6 +157,7 @@ class MidashengCoordinator:
         self._resumed_from: int | None = None
         self._handshake_seqs: set[int] = set()
         self._handshake_sources: set[str] = set()
+        self.subentries = SourceSubentries(hass, self)
 
     # Identity
 
@@ -273,10 +277,12 @@ class MidashengCoordinator:
     # Lifecycle
 
     async def async_load(self) -> None:
-        """Restore the resume point saved by an earlier run."""
+        """Restore the resume point saved by an earlier run, and the sources still to delete
+        on the service."""
         data = await self._store.async_load()
         if not data:
             return
+        self.subentries.pending_deletes = {str(s) for s in data.get("pending_deletes", [])}
         try:
             self.resume = ResumeState.from_dict(data, max_seen=SEEN_EVENTS_MAX)
             self.last_events = {
@@ -292,10 +298,27 @@ class MidashengCoordinator:
     def _data_to_store(self) -> dict[str, Any]:
         return {
             **self.resume.as_dict(),
+            "pending_deletes": sorted(self.subentries.pending_deletes),
             "last_events": {
                 source_id: event.as_dict() for source_id, event in self.last_events.items()
             },
         }
+
+    @callback
+    def async_sync_subentries(self) -> None:
+        """Give every source the service keeps its subentry; remove the subentries of sources
+        it no longer has. At setup, when the service's list of sources is complete."""
+        for source_id in self.subentries.pending_deletes:
+            self.sources.pop(source_id, None)
+        for source in self.sources.values():
+            self.subentries.async_sync(source)
+        for source_id in set(self.subentries.by_subentry().values()) - set(self.sources):
+            self.subentries.async_source_removed(source_id)
+        self.entry.async_on_unload(
+            self.subentries.async_start(
+                lambda: self._store.async_delay_save(self._data_to_store, 0)
+            )
+        )
 
     @callback
     def async_start(self) -> None:
@@ -584,11 +607,14 @@ class MidashengCoordinator:
 
     @callback
     def _handle_source(self, source: Source) -> None:
+        if self.subentries.is_deleted(source.id):
+            return  # Its subentry was deleted; the service is told, or was.
         previous = self.sources.get(source.id)
         self.sources[source.id] = source
         if source.level_dbfs is not None:
             self.levels[source.id] = source.level_dbfs
         self._check_deaf(source.id)
+        self.subentries.async_sync(source)
         if previous is None:
             LOGGER.debug("Source %s appeared", source.id)
             for listener in list(self._new_source_listeners):
@@ -599,8 +625,15 @@ class MidashengCoordinator:
         self._notify(source.id, SourceUpdate(kind=UpdateKind.SOURCE))
 
     @callback
+    def async_forget_source(self, source_id: str) -> None:
+        """Drop a source, its state and its device (the service no longer has it, or its
+        subentry was deleted)."""
+        self._remove_source(source_id)
+
+    @callback
     def _remove_source(self, source_id: str) -> None:
         if self.sources.pop(source_id, None) is None:
+            self.subentries.async_source_removed(source_id)
             return
         LOGGER.debug("Source %s removed", source_id)
         self._clear_deaf(source_id)
@@ -612,10 +645,10 @@ class MidashengCoordinator:
                 self.resume.forget_open([seq])
         for key in [key for key in self.latest if key[0] == source_id]:
             del self.latest[key]
+        if self.subentries.async_source_removed(source_id):
+            return
         if device := self.async_get_device(source_id):
-            dr.async_get(self.hass).async_update_device(
-                device.id, remove_config_entry_id=self.entry.entry_id
-            )
+            dr.async_get(self.hass).async_remove_device(device.id)
 
     @callback
     def _handle_subscribed(self, last_seq: int) -> None:
@@ -632,9 +665,11 @@ class MidashengCoordinator:
         self._drop_open(gone)
         for source_id in set(self.sources) - self._handshake_sources:
             self._remove_source(source_id)
+        self.subentries.async_service_sources(self._handshake_sources)
         self.async_remove_stale_devices()
         self._store.async_delay_save(self._data_to_store, STORAGE_SAVE_DELAY)
         self._set_connected()
+        self.subentries.async_delete_pending()
 
     @callback
     def _drop_open(self, seqs: Iterable[int]) -> None:
@@ -652,17 +687,26 @@ class MidashengCoordinator:
                     continue
                 source_id = self.source_id_from_identifier(identifier)
                 if source_id is not None and source_id not in self.sources:
-                    dev_reg.async_update_device(
-                        device.id, remove_config_entry_id=self.entry.entry_id
-                    )
+                    dev_reg.async_remove_device(device.id)
 
     # Sensitivity
 
     async def async_set_sensitivity(self, source_id: str, sensitivity: str) -> None:
         """Change a source's sensitivity on the service (which keeps it); MidashengError."""
-        source = await self.client.update_source(source_id, sensitivity=sensitivity)
+        await self.async_update_source(source_id, sensitivity=sensitivity)
+
+    async def async_update_source(
+        self, source_id: str, *, name: str | None = None, sensitivity: str | None = None
+    ) -> Source:
+        """Rename a source or change its sensitivity on the service and show the change at
+        once (the WebSocket repeats it); MidashengError."""
+        changes = {"name": name, "sensitivity": sensitivity}
+        source = await self.client.update_source(
+            source_id, **{key: value for key, value in changes.items() if value is not None}
+        )
         if source_id in self.sources:
             self._handle_source(source)
+        return source
 
     # Diagnostics
 
@@ -677,6 +721,7 @@ class MidashengCoordinator:
                 for source_id in self.sources
                 if not self.hears(source_id)
             },
+            "sources_to_delete": sorted(self.subentries.pending_deletes),
             "last_seq": self.resume.last_seq,
             "open_seqs": sorted(self.resume.open_seqs),
             "levels": dict(self.levels),

@@ -29,7 +29,11 @@ def async_add_source_entities(
 
     @callback
     def add_source(source_id: str) -> None:
-        async_add_entities(make(source_id))
+        # A source the service keeps belongs to its subentry (removed with it); one of the
+        # service's config file to the entry.
+        async_add_entities(
+            make(source_id), config_subentry_id=coordinator.subentries.subentry_id(source_id)
+        )
 
     for source_id in coordinator.sources:
         add_source(source_id)

@@ -175,6 +175,68 @@ async def test_config_flow_sets_up_entities(stack: Stack) -> None:
     assert repeat["reason"] == "already_configured"
 
 
+async def test_sources_are_subentries(stack: Stack) -> None:
+    """A stream added from the entry's page is made on the service and is a subentry with
+    its device; a source made through the service's API becomes one too; deleting a
+    subentry deletes the source on the service."""
+    entry = await stack.setup_integration()
+    entry_id = entry["entry_id"]
+    dead = free_port()
+    added = await stack.ha.subentry_flow(
+        entry_id,
+        "source",
+        [
+            {"next_step_id": "url"},
+            {"name": "Driveway", "url": f"rtsp://127.0.0.1:{dead}/stream1"},
+        ],
+    )
+    assert added["type"] == "create_entry", added
+    on_service = {s["name"]: s for s in (await stack.svc.request("GET", "/v1/sources"))["sources"]}
+    driveway = on_service["Driveway"]
+    assert added["title"] == "Driveway"
+    other = await stack.svc.create_push_source("Nursery")
+
+    async with stack.ha.websocket() as ws:
+        await wait_source_entities(ws, stack.service_id, driveway["id"])
+        await wait_source_entities(ws, stack.service_id, other["id"])
+
+        async def subentries() -> dict[str, str]:
+            listed = await ws.call("config_entries/subentries/list", entry_id=entry_id)
+            return {s["title"]: s["subentry_id"] for s in listed}
+
+        listed = await wait_for(
+            lambda: _when(subentries(), lambda found: "Nursery" in found),
+            "the API-made source's subentry",
+            timeout=20,
+        )
+        assert set(listed) == {"Driveway", "Nursery"}
+
+        await ws.call(
+            "config_entries/subentries/delete",
+            entry_id=entry_id,
+            subentry_id=listed["Driveway"],
+        )
+
+        async def service_ids() -> set[str]:
+            return {s["id"] for s in (await stack.svc.request("GET", "/v1/sources"))["sources"]}
+
+        remaining = await wait_for(
+            lambda: _when(service_ids(), lambda ids: driveway["id"] not in ids),
+            "the service to delete the source",
+            timeout=20,
+        )
+        assert other["id"] in remaining
+        assert set(await subentries()) == {"Nursery"}
+        left = await source_entities(ws, stack.service_id, driveway["id"])
+        assert not left.by_key, left
+
+
+async def _when(value: Any, ok: Any) -> Any:
+    """`value` (awaited) when `ok(value)`, else None: a check for `wait_for`."""
+    result = await value
+    return result if ok(result) else None
+
+
 # -- audio in, entities out, with the onset to state delay -----------------------------------
 
 
@@ -601,7 +663,7 @@ async def test_deaf_sources_are_unavailable_and_repaired(stack: Stack) -> None:
     repair_after = 5.0
     done = await stack.ha.options_flow(
         entry["entry_id"],
-        "settings",
+        "init",
         {
             "categories": ["smoke_alarm", "co_alarm"],
             "sensitivity": "medium",

@@ -6,11 +6,17 @@ from dataclasses import replace
 from ipaddress import ip_address
 from unittest.mock import AsyncMock, MagicMock, patch
 
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    SOURCE_ZEROCONF,
+    ConfigEntryState,
+)
 from homeassistant.const import CONF_NAME, CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -18,7 +24,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.midasheng.api import (
     MidashengAuthError,
     MidashengConnectionError,
-    MidashengNotFoundError,
     MidashengResponseError,
     Source,
 )
@@ -27,11 +32,12 @@ from custom_components.midasheng.const import (
     CONF_CATEGORIES,
     CONF_REPAIR_AFTER,
     CONF_SENSITIVITY,
-    CONF_SOURCE,
+    CONF_SOURCE_ID,
     DOMAIN,
+    SUBENTRY_SOURCE,
 )
 
-from .conftest import SERVICE_ID, TOKEN, URL
+from .conftest import SERVICE_ID, TOKEN, URL, FakeService, get_device, source_message
 
 ZEROCONF_INFO = ZeroconfServiceInfo(
     ip_address=ip_address("192.168.1.20"),
@@ -327,12 +333,8 @@ async def test_options_settings(
     from Home Assistant; the sources the service has keep their own."""
     assert hass.states.get("binary_sensor.kitchen_cough")
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
-    assert result["type"] is FlowResultType.MENU
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "settings"}
-    )
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "settings"
+    assert result["step_id"] == "init"
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -351,37 +353,106 @@ async def test_options_settings(
     mock_client.update_source.assert_not_awaited()
 
 
-async def _open_options_step(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> dict:
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    return await hass.config_entries.options.async_configure(
+async def _open_source_step(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> dict:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_SOURCE), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["camera", "url"]
+    return await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"next_step_id": step}
     )
 
 
-async def test_options_add_camera(
-    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
+def _source_subentries(entry: MockConfigEntry) -> dict[str, str]:
+    """Source id -> subentry title."""
+    return {
+        subentry.data[CONF_SOURCE_ID]: subentry.title
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_SOURCE
+    }
+
+
+async def test_source_flow_not_loaded(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
-    """A camera's stream URL is sent to the service under the camera's name."""
-    hass.states.async_set("camera.front_door", "idle", {"friendly_name": "Front door"})
-    mock_client.create_source.return_value = Source(
-        id="front_door", name="Front door", kind="ffmpeg", url="rtsp://cam"
+    """Adding a source needs a connected service."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.subentries.async_init(
+        (mock_config_entry.entry_id, SUBENTRY_SOURCE), context={"source": SOURCE_USER}
     )
-    result = await _open_options_step(hass, init_integration, "add_camera")
-    assert result["step_id"] == "add_camera"
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+
+
+async def test_source_flow_camera(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+) -> None:
+    """A camera's stream URL is sent to the service under the camera's name; the new source
+    is a subentry, and its device and entities belong to it."""
+    hass.states.async_set("camera.front_door", "idle", {"friendly_name": "Front door"})
+    created = Source(
+        id="front_door", name="Front door", kind="ffmpeg", url="rtsp://cam", persistent=True
+    )
+    mock_client.create_source.return_value = created
+    result = await _open_source_step(hass, init_integration, "camera")
+    assert result["step_id"] == "camera"
     with patch(
         "custom_components.midasheng.config_flow.async_get_stream_source",
         return_value="rtsp://cam",
     ):
-        result = await hass.config_entries.options.async_configure(
+        result = await hass.config_entries.subentries.async_configure(
             result["flow_id"], {CONF_CAMERA: "camera.front_door"}
         )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "source_added"
-    assert result["description_placeholders"] == {"name": "Front door"}
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Front door"
+    assert result["data"] == {CONF_SOURCE_ID: "front_door"}
     mock_client.create_source.assert_awaited_once_with(
         "Front door", url="rtsp://cam", sensitivity=None
     )
     assert init_integration.options == {}
+    assert _source_subentries(init_integration)["front_door"] == "Front door"
+
+    # The service reports the source; its entities go into the subentry.
+    await fake_service.send(source_message(created.as_dict()))
+    await hass.async_block_till_done()
+    subentry_id = next(
+        s.subentry_id for s in init_integration.subentries.values() if s.unique_id == "front_door"
+    )
+    entity = er.async_get(hass).async_get("binary_sensor.front_door_smoke_alarm")
+    assert entity is not None
+    assert entity.config_subentry_id == subentry_id
+    assert len(_source_subentries(init_integration)) == 3
+
+
+async def test_source_flow_after_the_websocket(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+) -> None:
+    """When the service reports the new source before it answers the flow, the source has
+    its subentry already: the flow says it was added and makes no second one."""
+    created = Source(id="garage", name="Garage", kind="ffmpeg", url="rtsp://g", persistent=True)
+
+    async def create(*args: object, **kwargs: object) -> Source:
+        await fake_service.send(source_message(created.as_dict()))
+        await hass.async_block_till_done()
+        return created
+
+    mock_client.create_source.side_effect = create
+    result = await _open_source_step(hass, init_integration, "url")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Garage", CONF_URL: "rtsp://g"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "source_added"
+    assert result["description_placeholders"] == {"name": "Garage"}
+    assert list(_source_subentries(init_integration)).count("garage") == 1
+    assert hass.states.get("binary_sensor.garage_smoke_alarm")
 
 
 @pytest.mark.parametrize(
@@ -405,7 +476,7 @@ async def test_options_add_camera(
         ),
     ],
 )
-async def test_options_add_camera_errors(
+async def test_source_flow_camera_errors(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     mock_client: MagicMock,
@@ -416,25 +487,26 @@ async def test_options_add_camera_errors(
     """Cameras without a stream and refused sources are reported in the form."""
     mock_client.create_source.side_effect = create_error
     hass.states.async_set("camera.front_door", "idle")
-    result = await _open_options_step(hass, init_integration, "add_camera")
+    result = await _open_source_step(hass, init_integration, "camera")
     with patch("custom_components.midasheng.config_flow.async_get_stream_source", stream):
-        result = await hass.config_entries.options.async_configure(
+        result = await hass.config_entries.subentries.async_configure(
             result["flow_id"], {CONF_CAMERA: "camera.gone"}
         )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
+    assert len(_source_subentries(init_integration)) == 2
 
 
-async def test_options_add_camera_without_cameras(
+async def test_source_flow_camera_without_cameras(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     """With no camera in Home Assistant the step says so and what to do instead."""
-    result = await _open_options_step(hass, init_integration, "add_camera")
+    result = await _open_source_step(hass, init_integration, "camera")
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_cameras"
 
 
-async def test_options_add_url(
+async def test_source_flow_url(
     hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
 ) -> None:
     """A stream URL is added under the given name, with the configured sensitivity."""
@@ -442,70 +514,72 @@ async def test_options_add_url(
     await hass.async_block_till_done()
     mock_client.create_source.side_effect = [
         MidashengResponseError("unsupported URL scheme", 400),
-        Source(id="garage", name="Garage", kind="ffmpeg", url="rtsp://garage"),
+        Source(id="garage", name="Garage", kind="ffmpeg", url="rtsp://garage", persistent=True),
     ]
-    result = await _open_options_step(hass, init_integration, "add_url")
-    result = await hass.config_entries.options.async_configure(
+    result = await _open_source_step(hass, init_integration, "url")
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_NAME: "Garage", CONF_URL: "gopher://garage"}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_source"}
 
-    result = await hass.config_entries.options.async_configure(
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_NAME: "Garage", CONF_URL: "rtsp://garage"}
     )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "source_added"
+    assert result["type"] is FlowResultType.CREATE_ENTRY
     mock_client.create_source.assert_awaited_with("Garage", url="rtsp://garage", sensitivity="low")
+    assert _source_subentries(init_integration)["garage"] == "Garage"
 
 
-@pytest.mark.parametrize("error", [None, MidashengNotFoundError("gone", 404)])
-async def test_options_remove_source(
-    hass: HomeAssistant,
-    init_integration: MockConfigEntry,
-    mock_client: MagicMock,
-    error: Exception | None,
+async def test_source_reconfigure(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
 ) -> None:
-    """A source is deleted on the service (already gone counts as done)."""
-    mock_client.delete_source.side_effect = error
-    result = await _open_options_step(hass, init_integration, "remove_source")
-    assert result["step_id"] == "remove_source"
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_SOURCE: "hall"}
+    """A source is renamed and its sensitivity changed on the service; the subentry, the
+    device and the entities follow at once."""
+    subentry = next(s for s in init_integration.subentries.values() if s.unique_id == "kitchen")
+    result = await hass.config_entries.subentries.async_init(
+        (init_integration.entry_id, SUBENTRY_SOURCE),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    mock_client.update_source.side_effect = None
+    mock_client.update_source.return_value = Source(
+        id="kitchen", name="Scullery", kind="ffmpeg", sensitivity="high", persistent=True
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Scullery", CONF_SENSITIVITY: "high"}
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "source_removed"
-    assert result["description_placeholders"] == {"name": "Hall"}
-    mock_client.delete_source.assert_awaited_once_with("hall")
+    assert result["reason"] == "reconfigure_successful"
+    mock_client.update_source.assert_awaited_once_with(
+        "kitchen", name="Scullery", sensitivity="high"
+    )
+    await hass.async_block_till_done()
+    assert init_integration.subentries[subentry.subentry_id].title == "Scullery"
+    device = get_device(hass, (DOMAIN, f"{SERVICE_ID}_kitchen"))
+    assert device is not None
+    assert device.name == "Scullery"
+    assert hass.states.get("select.kitchen_sensitivity").state == "high"
+    assert init_integration.state is ConfigEntryState.LOADED
 
 
-@pytest.mark.parametrize(
-    "error", [MidashengConnectionError("refused"), MidashengResponseError("boom", 500)]
-)
-async def test_options_remove_source_error(
-    hass: HomeAssistant,
-    init_integration: MockConfigEntry,
-    mock_client: MagicMock,
-    error: Exception,
+async def test_source_reconfigure_error(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
 ) -> None:
-    """A failed delete is reported in the form."""
-    mock_client.delete_source.side_effect = error
-    result = await _open_options_step(hass, init_integration, "remove_source")
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_SOURCE: "kitchen"}
+    """A service that cannot be reached is reported in the form."""
+    subentry = next(s for s in init_integration.subentries.values() if s.unique_id == "hall")
+    result = await hass.config_entries.subentries.async_init(
+        (init_integration.entry_id, SUBENTRY_SOURCE),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    mock_client.update_source.side_effect = MidashengConnectionError("refused")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Hallway", CONF_SENSITIVITY: "low"}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "cannot_connect"}
-
-
-async def test_options_remove_source_none_left(
-    hass: HomeAssistant, init_integration: MockConfigEntry
-) -> None:
-    """Nothing to remove when the service has no sources."""
-    init_integration.runtime_data.coordinator.sources.clear()
-    result = await _open_options_step(hass, init_integration, "remove_source")
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "no_sources"
+    assert init_integration.subentries[subentry.subentry_id].title == "Hall"
 
 
 @pytest.mark.parametrize(

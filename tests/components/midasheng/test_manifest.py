@@ -55,9 +55,11 @@ def test_translations() -> None:
     code = "\n".join(path.read_text() for path in PACKAGE.glob("*.py"))
     config_flow = (PACKAGE / "config_flow.py").read_text()
     options_start = config_flow.index("class MidashengOptionsFlow")
+    subentry_start = config_flow.index("class SourceSubentryFlow")
     for section, source in (
         (strings["config"], config_flow[:options_start]),
-        (strings["options"], config_flow[options_start:]),
+        (strings["options"], config_flow[options_start:subentry_start]),
+        (strings["config_subentries"]["source"], config_flow[subentry_start:]),
     ):
         for error in re.findall(r'errors\[[^\]]+\] = "(\w+)"', source):
             assert error in section["error"], error
@@ -65,6 +67,8 @@ def test_translations() -> None:
             assert reason in section["abort"], reason
     for key in re.findall(r'translation_domain=DOMAIN,\s+translation_key="(\w+)"', code):
         assert key in strings["exceptions"], key
+    for step in re.findall(r'step_id="(\w+)"', config_flow[subentry_start:]):
+        assert step in strings["config_subentries"]["source"]["step"], step
     for key in ("service_unreachable", "incompatible_version", "source_deaf", "storage_problem"):
         assert key in strings["issues"]
 
