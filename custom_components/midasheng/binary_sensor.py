@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
@@ -151,16 +150,6 @@ class MidashengBinarySensorEntity(MidashengEntity, BinarySensorEntity):
         return (
             self.coordinator.active_event(self.source_id, self.entity_description.key) is not None
         )
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        """Score, label and id of the current (or last) event."""
-        event = self.coordinator.active_event(
-            self.source_id, self.entity_description.key
-        ) or self.coordinator.latest.get((self.source_id, self.entity_description.key))
-        if event is None:
-            return None
-        return {"score": event.score, "label": event.label, "event_id": event.id}
 
     def _wants_update(self, update: SourceUpdate) -> bool:
         if update.kind is UpdateKind.EVENT:

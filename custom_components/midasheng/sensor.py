@@ -1,11 +1,14 @@
-"""Sensors: sound level, last sound heard and stream state of each source."""
+"""Sensors: sound level, last sound heard, stream state and stream error of each source.
+
+What an event carries (label, score, ids, time) is the event entity's: its state is the time
+of the last sound and its attributes the event's data. The sensors keep no attributes that
+change with every event, which the recorder would store with every state."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -40,27 +43,15 @@ def _last_sound(coordinator: MidashengCoordinator, source_id: str) -> StateType:
     return event.category if event.category in coordinator.info.category_ids else None
 
 
-def _last_sound_attributes(
-    coordinator: MidashengCoordinator, source_id: str
-) -> dict[str, Any] | None:
-    if (event := coordinator.last_events.get(source_id)) is None:
-        return None
-    return {
-        "score": event.score,
-        "label": event.label,
-        "event_id": event.id,
-        "seq": event.seq,
-        "start": event.start.isoformat() if event.start else None,
-    }
-
-
 def _stream_state(coordinator: MidashengCoordinator, source_id: str) -> StateType:
     state = coordinator.sources[source_id].state
     return state if state in SOURCE_STATES else None
 
 
-def _stream_attributes(coordinator: MidashengCoordinator, source_id: str) -> dict[str, Any]:
-    return {"error": coordinator.sources[source_id].error}
+def _stream_error(coordinator: MidashengCoordinator, source_id: str) -> StateType:
+    error = coordinator.sources[source_id].error
+    # A state holds 255 characters; the full text is in the repair issue and diagnostics.
+    return None if not error else error if len(error) <= 255 else f"{error[:254]}…"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,9 +59,6 @@ class MidashengSensorEntityDescription(SensorEntityDescription):
     """A per-source sensor, its value and the updates that change it."""
 
     value_fn: Callable[[MidashengCoordinator, str], StateType]
-    attributes_fn: Callable[[MidashengCoordinator, str], dict[str, Any] | None] = (
-        lambda coordinator, source_id: None
-    )
     update_on: frozenset[UpdateKind] = frozenset()
 
 
@@ -89,7 +77,6 @@ DESCRIPTIONS: tuple[MidashengSensorEntityDescription, ...] = (
         translation_key="last_sound",
         device_class=SensorDeviceClass.ENUM,
         value_fn=_last_sound,
-        attributes_fn=_last_sound_attributes,
         update_on=frozenset({UpdateKind.EVENT}),
     ),
     MidashengSensorEntityDescription(
@@ -100,7 +87,13 @@ DESCRIPTIONS: tuple[MidashengSensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=_stream_state,
-        attributes_fn=_stream_attributes,
+    ),
+    MidashengSensorEntityDescription(
+        key="stream_error",
+        translation_key="stream_error",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=_stream_error,
     ),
 )
 
@@ -142,11 +135,6 @@ class MidashengSensorEntity(MidashengEntity, SensorEntity):
     def native_value(self) -> StateType:
         """The sensor's value."""
         return self.entity_description.value_fn(self.coordinator, self.source_id)
-
-    @property
-    def extra_state_attributes(self) -> dict[str, Any] | None:
-        """Details of the value."""
-        return self.entity_description.attributes_fn(self.coordinator, self.source_id)
 
     def _wants_update(self, update: SourceUpdate) -> bool:
         if update.kind is UpdateKind.EVENT:

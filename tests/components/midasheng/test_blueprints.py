@@ -256,7 +256,6 @@ async def test_sound_alert_from_binary_sensor(hass: HomeAssistant, add_entity) -
         source="Kitchen camera",
         area="Kitchen",
         device_class="sound",
-        attributes={"score": 0.0, "label": "", "event_id": None},
     )
     calls = mock_services(
         hass, "notify.mobile_app_phone", "notify.send_message", "tts.speak", "test.extra"
@@ -280,7 +279,7 @@ async def test_sound_alert_from_binary_sensor(hass: HomeAssistant, add_entity) -
         },
     )
 
-    await set_state(hass, sensor, STATE_ON, score=0.82, label="Bark", event_id=7)
+    await set_state(hass, sensor, STATE_ON)
 
     assert len(calls["notify.mobile_app_phone"]) == 1
     assert calls["notify.mobile_app_phone"][0].data == {
@@ -301,7 +300,8 @@ async def test_sound_alert_from_binary_sensor(hass: HomeAssistant, add_entity) -
         "message": "Dog bark heard in Kitchen (Kitchen camera)",
         "cache": True,
     }
-    assert calls["test.extra"][0].data == {"text": "Dog bark|Kitchen|Kitchen camera|Bark|0.82"}
+    # A binary sensor has no score (the event entity has); the label is the sound's name.
+    assert calls["test.extra"][0].data == {"text": "Dog bark|Kitchen|Kitchen camera|Dog bark|None"}
 
     # Going back to off, or a new score while on, is not a new sound.
     await set_state(hass, sensor, STATE_OFF)
@@ -342,7 +342,7 @@ async def test_sound_alert_from_event_entity_by_category(hass: HomeAssistant, ad
         state="unknown",
         attributes={"event_types": ["baby_cry", "speech", "dog_bark"]},
     )
-    calls = mock_services(hass, "notify.mobile_app_phone")
+    calls = mock_services(hass, "notify.mobile_app_phone", "test.extra")
     await setup_blueprint(
         hass,
         "sound_alert_notification.yaml",
@@ -351,16 +351,31 @@ async def test_sound_alert_from_event_entity_by_category(hass: HomeAssistant, ad
             "categories": ["baby_cry", "dog_bark"],
             "notify_services": ["notify.mobile_app_phone"],
             "cooldown": 0,
+            "extra_actions": [
+                {
+                    "action": "test.extra",
+                    "data": {"text": "{{ category }}|{{ label }}|{{ score }}"},
+                }
+            ],
         },
     )
 
     await set_state(hass, event_entity, "2025-01-15T03:00:00.000+00:00", event_type="speech")
     assert calls["notify.mobile_app_phone"] == []
 
-    await set_state(hass, event_entity, "2025-01-15T03:00:05.000+00:00", event_type="baby_cry")
+    await set_state(
+        hass,
+        event_entity,
+        "2025-01-15T03:00:05.000+00:00",
+        event_type="baby_cry",
+        label="Baby cry",
+        score=0.91,
+    )
     assert [call.data["message"] for call in calls["notify.mobile_app_phone"]] == [
         "Baby crying heard in Nursery"
     ]
+    # The event entity carries the event's data.
+    assert calls["test.extra"][0].data == {"text": "baby_cry|Baby cry|0.91"}
 
     # A dropped connection restores the old event: not a new sound.
     await set_state(hass, event_entity, STATE_UNAVAILABLE)

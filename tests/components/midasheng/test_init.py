@@ -258,8 +258,8 @@ async def test_resume_after_restart(
     await hass.async_block_till_done()
     state = hass.states.get("sensor.kitchen_last_sound")
     assert state.state == "dog_bark"
-    assert state.attributes["event_id"] == "event-49"
     coordinator = mock_config_entry.runtime_data.coordinator
+    assert coordinator.last_events["kitchen"].id == "event-49"
     assert "garage" not in coordinator.last_events
     # 48 ended meanwhile; 49 has not (its end would have come with a rev above 50).
     assert coordinator.diagnostics()["open_seqs"] == [49]
