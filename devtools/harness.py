@@ -392,6 +392,11 @@ class HomeAssistantProcess(ManagedProcess):
                 (self.config_dir / "automations.yaml").write_text(
                     json.dumps(self.extra_automations, indent=2) + "\n", encoding="utf-8"
                 )
+        # Home Assistant 2026 moves `http:` from configuration.yaml into its storage once and
+        # ignores the YAML after that, so a later start would keep the first run's port and
+        # address. Forgetting the stored copy makes each start take them from this run's
+        # environment again; `confirm_http_config` then confirms them.
+        (self.config_dir / ".storage" / "http").unlink(missing_ok=True)
         onboarding = self.config_dir / ".storage" / "onboarding"
         if not onboarding.exists():
             # The core_config onboarding step asks for location, units and time zone, which
@@ -567,6 +572,28 @@ class HomeAssistantClient:
             )
         assert self.tokens is not None
         return self.tokens
+
+    async def confirm_http_config(self) -> bool:
+        """Confirm the HTTP settings Home Assistant started with, as the user does with the
+        "Confirm new HTTP server configuration" dialog; True when there was one to confirm.
+
+        Home Assistant 2026 starts new HTTP settings (ours come from configuration.yaml) as a
+        trial: unless confirmed within 5 minutes it restores the previous settings and
+        restarts, which ends a Home Assistant run without a supervisor. Releases before the
+        trial have no such command and nothing to confirm.
+        """
+        async with self.websocket() as ws:
+            try:
+                current = await ws.call("http/config")
+            except HarnessError as err:
+                if "unknown_command" in str(err) or "Unknown command" in str(err):
+                    return False
+                raise
+            pending = current.get("pending")
+            if not pending or pending.get("error"):
+                return False
+            await ws.call("http/config/promote")
+            return True
 
     async def login(self, username: str, password: str) -> Tokens:
         """Log in with the login flow of the `homeassistant` auth provider."""

@@ -1,13 +1,16 @@
 """Demo: the model service and a real Home Assistant hearing a synthesized household scene.
 
-Starts the service on its embedded default (no downloads) and Home Assistant 2025.4.4 on a
+Starts the service on its embedded default (no downloads) and the newest Home Assistant on a
 fresh copy of `config/` with the integration linked in; finishes onboarding with a demo user,
 adds the integration through the config flow, creates the push source "Demo room" and plays
 a household scene into it in real time, on a loop. Ctrl-C stops everything.
 
 `--check` does the same headless and exits 0 only when Home Assistant showed the demo room's
-smoke alarm binary sensor turning on, its sound level sensor has a value, and the
-conversation agent's answer to "what did you hear?" names the smoke alarm.
+smoke alarm binary sensor turning on, its sound level sensor has a value, the conversation
+agent's answer to "what did you hear?" names the smoke alarm, the Assist pipeline and the
+Wyoming integration work, and (with Chromium) the web UI shows the source's entities, the
+config flow and the add-source flow with their German texts (`--browser` makes that part
+required).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools import synth  # noqa: E402
+from devtools.browser import BrowserError  # noqa: E402
 from devtools.harness import (  # noqa: E402
     DOMAIN,
     HarnessError,
@@ -45,6 +49,7 @@ from devtools.harness import (  # noqa: E402
     to_pcm16,
     wait_source_entities,
 )
+from devtools.ui_check import UICheckError, check_ui  # noqa: E402
 
 WORK = ROOT / ".demo"
 CREDENTIALS = WORK / "credentials.json"
@@ -168,6 +173,7 @@ class Demo:
             name="Demo", username=self.creds["username"], password=self.creds["password"]
         )
         await ha.wait_running()
+        await ha.confirm_http_config()
         say("Home Assistant is running; onboarding done, demo user ready")
 
         svc = ServiceClient(self.service.url, session, self.creds["service_token"])
@@ -258,14 +264,20 @@ async def watch(ha: HomeAssistantClient, demo: Demo, stop: asyncio.Event) -> Non
     async with ha.websocket() as ws:
         changes = await ws.subscribe_events("state_changed")
         waiter = asyncio.create_task(stop.wait())
+        getter = asyncio.create_task(changes.get())
         try:
             while not stop.is_set():
-                getter = asyncio.create_task(changes.get())
-                await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
+                await asyncio.wait({getter, waiter}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
                     getter.cancel()
                     break
+                if not getter.done():
+                    # Quiet: make sure both are still there (raises, with the log, if not).
+                    demo.hass.check_alive()
+                    demo.service.check_alive()
+                    continue
                 data = getter.result()["data"]
+                getter = asyncio.create_task(changes.get())
                 new = data.get("new_state") or {}
                 if data["entity_id"] in names and new.get("state") != (
                     data.get("old_state") or {}
@@ -275,6 +287,7 @@ async def watch(ha: HomeAssistantClient, demo: Demo, stop: asyncio.Event) -> Non
                     )
         finally:
             waiter.cancel()
+            getter.cancel()
 
 
 async def check(ha: HomeAssistantClient, demo: Demo, wait_seconds: float) -> None:
@@ -337,6 +350,45 @@ async def check(ha: HomeAssistantClient, demo: Demo, wait_seconds: float) -> Non
     say(f"  ok: {agent or 'the default agent'} answered {QUESTION!r}: {speech!r}")
     await check_pipeline(ha, demo)
     await check_wyoming(ha)
+    async with ha.websocket() as ws:
+        http = await ws.call("http/config")
+    if http.get("revert_at") is not None:
+        raise CheckFailedError(f"Home Assistant will undo its HTTP settings at {http['revert_at']}")
+    say("  ok: Home Assistant's HTTP settings are confirmed (no restart to undo them)")
+    await check_browser(ha, demo)
+
+
+async def check_browser(ha: HomeAssistantClient, demo: Demo) -> None:
+    """The web UI in a headless Chromium, in German: login, the source's device page, the
+    config flow and the add-source flow (devtools/ui_check.py). Last, as it switches Home
+    Assistant's language. Without Chromium it is skipped, unless --browser asks for it."""
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        if demo.args.browser:
+            raise CheckFailedError(
+                "--browser: Chromium is not installed (apt-get install chromium)"
+            )
+        say("  skipped: the web UI check (no Chromium; Debian: apt-get install chromium)")
+        return
+    async with ha.websocket() as ws:
+        registry = await ws.entity_registry()
+    smoke = demo.entities["smoke_alarm"]
+    device_id = next((e["device_id"] for e in registry if e["entity_id"] == smoke), None)
+    if device_id is None:
+        raise CheckFailedError(f"{smoke} has no device")
+    try:
+        seen = await check_ui(
+            ha,
+            ha.session,
+            username=demo.creds["username"],
+            password=demo.creds["password"],
+            device_id=device_id,
+            language="de",
+            screenshots=demo.work / "screenshots",
+        )
+    except (UICheckError, BrowserError) as err:
+        raise CheckFailedError(f"the web UI: {err}") from err
+    for line in seen:
+        say(f"  ok (web UI): {line}")
 
 
 PIPELINE_NAME = "MiDasheng Audio"
@@ -502,6 +554,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="headless: verify and exit")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="--check: the web UI check in a headless Chromium must run (it is skipped "
+        "without Chromium otherwise)",
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",

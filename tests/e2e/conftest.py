@@ -111,6 +111,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stack
             ha = HomeAssistantClient(hass.url, session)
             await ha.onboard(name="End to end", username=HA_USER, password=HA_PASSWORD)
             await ha.wait_running()
+            await ha.confirm_http_config()
             svc = ServiceClient(service.url, session, token)
             info = await svc.info()
             print(f"stack ready in {time.monotonic() - started:.1f} s")
