@@ -18,6 +18,9 @@ class Category:
     id: str
     name: str
     labels: tuple[str, ...]
+    # "sound": something heard, on while it lasts; "gesture": a sound pattern made on
+    # purpose (claps, snaps), a momentary trigger.
+    kind: str = "sound"
 
 
 # AudioSet ontology display names. A model's labels are matched against these after
@@ -75,7 +78,13 @@ CATEGORIES: tuple[Category, ...] = (
         "Loud noise",
         ("Bang", "Slam", "Smash, crash", "Boom", "Explosion", "Thump, thud", "Crack"),
     ),
+    # Gestures have no AudioSet label of their own ("Clapping" is applause too): only the
+    # builtin tagger's pattern detector reports them, with a neural tagger loaded as well.
+    Category("double_clap", "Double clap", (), kind="gesture"),
+    Category("triple_clap", "Triple clap", (), kind="gesture"),
+    Category("double_snap", "Double finger snap", (), kind="gesture"),
 )
+GESTURE_IDS: tuple[str, ...] = tuple(c.id for c in CATEGORIES if c.kind == "gesture")
 
 CATEGORY_IDS: tuple[str, ...] = tuple(c.id for c in CATEGORIES)
 BY_ID: Mapping[str, Category] = {c.id: c for c in CATEGORIES}
@@ -148,5 +157,7 @@ def describe(category_ids: Iterable[str]) -> list[dict[str, object]]:
     """Wire form of categories for `/v1/info`, in the canonical order."""
     wanted = set(category_ids)
     return [
-        {"id": c.id, "name": c.name, "labels": list(c.labels)} for c in CATEGORIES if c.id in wanted
+        {"id": c.id, "name": c.name, "labels": list(c.labels), "kind": c.kind}
+        for c in CATEGORIES
+        if c.id in wanted
     ]

@@ -46,7 +46,7 @@ WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "Info": frozenset(
         {"id", "name", "version", "api", "sample_rate", "categories", "models", "capabilities"}
     ),
-    "Category": frozenset({"id", "name", "labels"}),
+    "Category": frozenset({"id", "name", "labels", "kind"}),
     # Model descriptions are kept whole (`ModelInfo.details`), whatever they hold.
     "TaggerInfo": _MODEL_FIELDS | {"window_seconds", "hop_seconds", "categories"},
     "LMInfo": _MODEL_FIELDS | {"family", "max_new_tokens"},
@@ -176,14 +176,17 @@ class Category:
     id: str
     name: str
     labels: tuple[str, ...] = ()
+    # "sound" (heard while it lasts) or "gesture" (claps, snaps: a momentary trigger).
+    kind: str = "sound"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build from the wire format."""
+        """Build from the wire format (services before gestures send no kind: sounds)."""
         return cls(
             id=str(data["id"]),
             name=str(data.get("name") or data["id"]),
             labels=tuple(data.get("labels") or ()),
+            kind=str(data.get("kind") or "sound"),
         )
 
 
@@ -220,23 +223,28 @@ class ServiceInfo:
     version: str
     api: int
     sample_rate: int
+    # Sounds: binary sensors, the last sound, the sound event entity, the agent's answers.
     categories: tuple[Category, ...]
     tagger: ModelInfo | None
     lm: ModelInfo | None
     asr: ModelInfo | None
     capabilities: tuple[str, ...]
+    # Gestures (double clap, triple clap, double snap): the gesture event entity and triggers.
+    gestures: tuple[Category, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Build from the wire format."""
         models = data.get("models") or {}
+        every = tuple(Category.from_dict(c) for c in data.get("categories") or ())
         return cls(
             id=str(data["id"]),
             name=str(data.get("name") or "MiDasheng Audio"),
             version=str(data.get("version", "")),
             api=int(data.get("api", API_VERSION)),
             sample_rate=int(data.get("sample_rate", 16000)),
-            categories=tuple(Category.from_dict(c) for c in data.get("categories") or ()),
+            categories=tuple(c for c in every if c.kind != "gesture"),
+            gestures=tuple(c for c in every if c.kind == "gesture"),
             tagger=ModelInfo.from_dict(models.get("tagger")),
             lm=ModelInfo.from_dict(models.get("lm")),
             asr=ModelInfo.from_dict(models.get("asr")),
@@ -253,6 +261,11 @@ class ServiceInfo:
         """Ids of the categories the loaded tagger detects."""
         return tuple(c.id for c in self.categories)
 
+    @property
+    def gesture_ids(self) -> tuple[str, ...]:
+        """Ids of the sound gestures the service recognises."""
+        return tuple(c.id for c in self.gestures)
+
     def supports(self, capability: str) -> bool:
         """Whether the service offers a capability (classify, stream, describe, ask, transcribe)."""
         return capability in self.capabilities
@@ -266,7 +279,8 @@ class ServiceInfo:
             "api": self.api,
             "sample_rate": self.sample_rate,
             "categories": [
-                {"id": c.id, "name": c.name, "labels": list(c.labels)} for c in self.categories
+                {"id": c.id, "name": c.name, "labels": list(c.labels), "kind": c.kind}
+                for c in (*self.categories, *self.gestures)
             ],
             "models": {
                 "tagger": self.tagger.as_dict() if self.tagger else None,

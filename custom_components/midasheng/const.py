@@ -21,6 +21,13 @@ SUBENTRY_SOURCE: Final = "source"
 DEFAULT_SENSITIVITY: Final = "medium"
 
 EVENT_SOUND: Final = "midasheng_sound_event"
+# A sound gesture (double clap...) on a source: device triggers listen to it.
+EVENT_GESTURE: Final = "midasheng_gesture"
+# A gesture older than this when it arrives (replayed after a reconnect) triggers nothing: a
+# light must not toggle minutes after the claps.
+GESTURE_MAX_AGE: Final = 10.0
+# The gestures this integration offers device triggers for (the service says which it hears).
+GESTURE_TYPES: Final = ("double_clap", "triple_clap", "double_snap")
 
 # Every category the service may offer, in the order entities are created.
 KNOWN_CATEGORIES: Final = (

@@ -40,7 +40,9 @@ from .const import (
     CONF_REPAIR_AFTER,
     DEFAULT_REPAIR_AFTER,
     DOMAIN,
+    EVENT_GESTURE,
     EVENT_SOUND,
+    GESTURE_MAX_AGE,
     ISSUE_DEAF,
     ISSUE_STORAGE,
     ISSUE_UNREACHABLE,
@@ -76,6 +78,7 @@ class UpdateKind(StrEnum):
     SOURCE = "source"
     LEVEL = "level"
     EVENT = "event"
+    GESTURE = "gesture"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -566,6 +569,9 @@ class MidashengCoordinator:
         if verdict is Verdict.REPEAT:
             return
         started = verdict is Verdict.NEW
+        if event.category in self.info.gesture_ids:
+            self._handle_gesture(event, started=started, replay=replay)
+            return
         if started:
             self.last_events[event.source] = event
             self._fire(event, "start", replay)
@@ -579,6 +585,40 @@ class MidashengCoordinator:
         self._notify(
             event.source,
             SourceUpdate(kind=UpdateKind.EVENT, event=event, started=started, replay=replay),
+        )
+
+    @callback
+    def _handle_gesture(self, event: SoundEvent, *, started: bool, replay: bool) -> None:
+        """A gesture is a command: it triggers once, when it is made. Its end, a repeat, and
+        a gesture replayed or arriving late (a reconnect) trigger nothing."""
+        if event.ongoing:
+            self._open_events[event.seq] = event
+        else:
+            self._open_events.pop(event.seq, None)
+        self._store.async_delay_save(self._data_to_store, STORAGE_SAVE_DELAY)
+        if not started or replay:
+            return
+        if event.start is not None:
+            age = (dt_util.utcnow() - event.start).total_seconds()
+            if age > GESTURE_MAX_AGE:
+                LOGGER.debug(
+                    "Gesture %s on %s is %.0f s old; ignored", event.category, event.source, age
+                )
+                return
+        device = self.async_get_device(event.source)
+        self.hass.bus.async_fire(
+            EVENT_GESTURE,
+            {
+                "config_entry_id": self.entry.entry_id,
+                "device_id": device.id if device else None,
+                "source": event.source,
+                "type": event.category,
+                "seq": event.seq,
+            },
+        )
+        self._notify(
+            event.source,
+            SourceUpdate(kind=UpdateKind.GESTURE, event=event, started=True, replay=False),
         )
 
     @callback

@@ -419,6 +419,13 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string"},
             "name": {"type": "string"},
             "labels": {"type": "array", "items": {"type": "string"}},
+            "kind": {
+                "type": "string",
+                "enum": ["sound", "gesture"],
+                "description": "sound: heard while it lasts (an event with a start and an "
+                "end); gesture: a sound pattern made on purpose (double_clap, triple_clap, "
+                "double_snap), a momentary trigger",
+            },
         }
     ),
     "TaggerInfo": _object(

@@ -51,6 +51,11 @@ DEFAULT_PARAMS: Mapping[str, CategoryParams] = {
     "baby_cry": CategoryParams(min_duration=0.5, hold=3.0),
     "appliance_beep": CategoryParams(on=0.5, off=0.4, hold=1.5),
     "loud_noise": CategoryParams(on=0.5, off=0.4, hold=0.5),
+    # Reported in the quiet after the pattern, so not gated; one event per gesture, and the
+    # hold keeps one from repeating within 2 s.
+    "double_clap": CategoryParams(on=0.5, off=0.4, hold=2.0, gated=False),
+    "triple_clap": CategoryParams(on=0.5, off=0.4, hold=2.0, gated=False),
+    "double_snap": CategoryParams(on=0.5, off=0.4, hold=2.0, gated=False),
 }
 
 

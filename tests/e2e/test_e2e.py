@@ -237,6 +237,70 @@ async def _when(value: Any, ok: Any) -> Any:
     return result if ok(result) else None
 
 
+async def test_double_clap_runs_a_device_trigger_automation(stack: Stack) -> None:
+    """Two claps pushed to a source: the automation editor offers the source's gestures as
+    device triggers, and an automation on "Living room: double clap" runs, once, a few
+    seconds after the claps; the Gesture entity shows it."""
+    source = await stack.svc.create_push_source("Living room")
+    await stack.setup_integration()
+    async with stack.ha.websocket() as ws:
+        entities = await wait_source_entities(
+            ws, stack.service_id, source["id"], ("gesture", "smoke_alarm")
+        )
+        registry = {e["entity_id"]: e for e in await ws.entity_registry()}
+        device_id = registry[entities["gesture"]]["device_id"]
+        offered = await ws.call("device_automation/trigger/list", device_id=device_id)
+        assert {t["type"] for t in offered if t["domain"] == "midasheng"} == {
+            "double_clap",
+            "triple_clap",
+            "double_snap",
+        }
+        await stack.ha.request(
+            "POST",
+            "/api/config/automation/config/clap_test",
+            json_body={
+                "alias": "Clap test",
+                "triggers": [
+                    {
+                        "trigger": "device",
+                        "domain": "midasheng",
+                        "device_id": device_id,
+                        "type": "double_clap",
+                    }
+                ],
+                "actions": [
+                    {
+                        "event": "clap_test_ran",
+                        "event_data": {"type": "{{ trigger.event.data.type }}"},
+                    }
+                ],
+            },
+        )
+        ran = await ws.subscribe_events("clap_test_ran")
+        quiet = _scene(6.0, seed=3)
+        claps = synth.gesture("clap", 2, seconds=6.0, at=2.0, interval=0.35, seed=7)
+        pusher = LivePusher(stack.service.url, stack.token, source["id"], to_pcm16(quiet + claps))
+        started = time.monotonic()
+        pusher.start()
+        try:
+            await pusher.wait(timeout=60)
+            event = await asyncio.wait_for(ran.get(), timeout=20)
+        finally:
+            await pusher.stop()
+        first_clap = pusher.wall_time_of(2.0)
+        assert event["data"] == {"type": "double_clap"}
+        await asyncio.sleep(3)
+        assert _drain(ran) == [], "the automation ran more than once"
+        gesture = await stack.ha.state(entities["gesture"])
+        assert gesture is not None and gesture["attributes"]["event_type"] == "double_clap"
+        delay = (
+            f"{event['_received'] - first_clap:.1f} s after the first clap"
+            if first_clap is not None
+            else f"within {time.monotonic() - started:.1f} s of the push starting"
+        )
+        REPORT.append(f"double clap: the device trigger's automation ran once, {delay}")
+
+
 # -- audio in, entities out, with the onset to state delay -----------------------------------
 
 

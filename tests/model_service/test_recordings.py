@@ -22,6 +22,7 @@ import pytest
 
 from devtools import synth
 from devtools.scoring import frames_for_clip
+from model_service.categories import GESTURE_IDS
 from model_service.detection.events import SoundEvent, events_from_frames
 from model_service.models.taggers import SAMPLE_RATE
 from model_service.models.taggers.builtin import BuiltinTagger
@@ -104,7 +105,7 @@ def test_manifest() -> None:
 
 @pytest.mark.parametrize("clip", CLIPS, ids=[c["file"] for c in CLIPS])
 def test_no_false_alarm(tagger: BuiltinTagger, clip: dict[str, str]) -> None:
-    """No smoke, CO or fire alarm event on any real recording."""
+    """No smoke, CO or fire alarm event, and no sound gesture, on any real recording."""
     audio = as_heard(clip)
     alarms = [
         (e.category, round(e.start, 1))
@@ -112,6 +113,12 @@ def test_no_false_alarm(tagger: BuiltinTagger, clip: dict[str, str]) -> None:
         if e.category in ALARMS
     ]
     assert alarms == [], f"{clip['file']} ({clip['kind']}): {alarms}"
+    gestures = [
+        (e.category, round(e.start, 1))
+        for e in events(tagger, audio, f"{clip['file']}-gestures")
+        if e.category in GESTURE_IDS
+    ]
+    assert gestures == [], f"{clip['file']} ({clip['kind']}) triggered {gestures}"
 
 
 def _alarm(kind: str, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, str, float]:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from model_service.categories import CATEGORY_IDS
+from model_service.categories import CATEGORY_IDS, GESTURE_IDS
 from model_service.models.taggers.base import Detection, Tagger, TaggerInfo, Window
 from model_service.models.taggers.builtin import BuiltinTagger
 
-PATTERN_CATEGORIES = ("smoke_alarm", "co_alarm")
+# What the embedded detectors add to a neural tagger: the alarm patterns (AudioSet has no CO
+# alarm, and a T3 pattern is surer than a label) and the sound gestures (no AudioSet label).
+PATTERN_CATEGORIES = ("smoke_alarm", "co_alarm", *GESTURE_IDS)
 
 
 class CombinedTagger:
-    """`model` for every category, the alarm pattern detectors for smoke and CO alarms too."""
+    """`model` for every category, the alarm pattern detectors for smoke and CO alarms too, and
+    the embedded gesture detector."""
 
     def __init__(self, model: Tagger, patterns: BuiltinTagger | None = None) -> None:
         """Wrap `model`; `patterns` defaults to the embedded detectors without speech."""

@@ -35,6 +35,7 @@ DOMAIN = "midasheng"
 BLUEPRINT_DIR = Path(__file__).parents[3] / "blueprints" / "automation" / DOMAIN
 BLUEPRINT_FILES = (
     "baby_crying_night_light.yaml",
+    "clap_to_toggle_light.yaml",
     "glass_break_while_away.yaml",
     "smoke_co_alarm_response.yaml",
     "sound_alert_notification.yaml",
@@ -50,6 +51,10 @@ REQUIRED_INPUTS: dict[str, dict[str, Any]] = {
     "baby_crying_night_light.yaml": {
         "cry_sensor": "binary_sensor.nursery_baby_cry",
         "light_target": {"entity_id": "light.nursery"},
+    },
+    "clap_to_toggle_light.yaml": {
+        "gesture_entity": "event.living_room_gesture",
+        "target_entities": {"entity_id": "light.living_room"},
     },
     "glass_break_while_away.yaml": {"glass_sensors": ["binary_sensor.living_room_glass_break"]},
     "smoke_co_alarm_response.yaml": {"alarm_sensors": ["binary_sensor.kitchen_smoke_alarm"]},
@@ -919,3 +924,48 @@ async def test_glass_break_unknown_presence_is_not_away(
     await set_state(hass, glass_sensor, STATE_ON)
 
     assert calls["siren.turn_on"] == []
+
+
+# --- clap to toggle a light --------------------------------------------------------------
+
+
+async def test_clap_toggles_the_light(hass: HomeAssistant, add_entity) -> None:
+    """The chosen gesture toggles the target; another gesture, a restored state after a
+    reconnect and a repeat within the cooldown do not."""
+    gesture = add_entity(
+        "event.living_room_gesture",
+        "Gesture",
+        source="Living room",
+        state="unknown",
+        attributes={"event_types": ["double_clap", "triple_clap", "double_snap"]},
+    )
+    calls = mock_services(hass, "homeassistant.toggle")
+    await setup_blueprint(
+        hass,
+        "clap_to_toggle_light.yaml",
+        {
+            "gesture_entity": gesture,
+            "gesture": "double_clap",
+            "target_entities": {"entity_id": "light.living_room"},
+            "cooldown": 3,
+        },
+    )
+
+    await set_state(hass, gesture, "2025-01-15T20:00:00.000+00:00", event_type="triple_clap")
+    await settle()
+    assert calls["homeassistant.toggle"] == []
+
+    await set_state(hass, gesture, "2025-01-15T20:00:05.000+00:00", event_type="double_clap")
+    await settle()
+    assert [c.data for c in calls["homeassistant.toggle"]] == [{"entity_id": ["light.living_room"]}]
+
+    # Within the cooldown: ignored.
+    await set_state(hass, gesture, "2025-01-15T20:00:06.000+00:00", event_type="double_clap")
+    await settle()
+    assert len(calls["homeassistant.toggle"]) == 1
+
+    # A lost connection restores the last gesture: not a new one.
+    await set_state(hass, gesture, STATE_UNAVAILABLE)
+    await set_state(hass, gesture, "2025-01-15T20:00:06.000+00:00", event_type="double_clap")
+    await settle()
+    assert len(calls["homeassistant.toggle"]) == 1

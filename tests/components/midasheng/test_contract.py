@@ -60,7 +60,14 @@ def test_info_parses_to_the_recorded_values() -> None:
     info = ServiceInfo.from_dict(recorded)
     assert info.id == recorded["id"]
     assert info.version == recorded["version"]
-    assert [c.id for c in info.categories] == [c["id"] for c in recorded["categories"]]
+    # Sounds and gestures, split by their kind, in the recorded order.
+    assert [c.id for c in (*info.categories, *info.gestures)] == [
+        c["id"] for c in recorded["categories"]
+    ]
+    assert all(c.kind == "sound" for c in info.categories)
+    assert [c.id for c in info.gestures] == [
+        c["id"] for c in recorded["categories"] if c["kind"] == "gesture"
+    ]
     assert info.tagger is not None
     assert info.tagger.name == recorded["models"]["tagger"]["name"]
     assert info.asr is not None and info.asr.backend == recorded["models"]["asr"]["backend"]

@@ -36,6 +36,7 @@ from model_service.models.taggers.builtin.features import (
     continues,
     frame_features,
 )
+from model_service.models.taggers.builtin.gestures import GESTURES, gestures
 from model_service.models.taggers.builtin.speech import VadSpeech, load_vad
 from model_service.models.taggers.builtin.state import StreamState
 
@@ -45,6 +46,9 @@ LABELS: dict[str, str] = {
     "appliance_beep": "Beep, bleep",
     "loud_noise": "Bang",
     "speech": "Speech",
+    "double_clap": "Clapping (two claps)",
+    "triple_clap": "Clapping (three claps)",
+    "double_snap": "Finger snapping (two snaps)",
 }
 
 
@@ -77,7 +81,7 @@ class BuiltinTagger:
         self._cache: OrderedDict[str, StreamState] = OrderedDict()
         self._hop_samples = round(HOP_SECONDS * SAMPLE_RATE)
         self._speech: VadSpeech | None = None
-        available = {"smoke_alarm", "co_alarm", "appliance_beep", "loud_noise"}
+        available = {"smoke_alarm", "co_alarm", "appliance_beep", "loud_noise", *GESTURES}
         if speech:
             self._speech = VadSpeech(
                 load_vad(),
@@ -124,6 +128,7 @@ class BuiltinTagger:
             onsets: dict[str, list[float | None]] = {c: [None] * n for c in self.info.categories}
             alarms_and_beeps(batch, scores, onsets)
             bangs(batch, scores, onsets, hop_samples=self._hop_samples, loud_dbfs=self.loud_dbfs)
+            gestures(batch, audio, scores, onsets, hop_samples=self._hop_samples)
             if self._speech is not None:
                 scores["speech"] = self._speech.score(windows, audio, batch)
         return [
