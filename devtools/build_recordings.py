@@ -32,7 +32,7 @@ class Cut:
     """One clip: a stretch of a file of a Debian package."""
 
     name: str
-    kind: str  # music, speech, tv, household, ringtone
+    kind: str  # music, speech, tv, household, ringtone, hit
     package: str
     path: str
     licence: str
@@ -47,6 +47,8 @@ _FDO = "usr/share/sounds/freedesktop/stereo"
 _OXY = "usr/share/sounds"
 _TUX = "usr/share/tuxpaint/sounds/magic"
 _ALLISON = "usr/share/asterisk/sounds/en_US_f_Allison"
+_DRUMKITS = "usr/share/hydrogen/data/drumkits"
+_HAND = f"{_DRUMKITS}/Gimme A Hand 1.0"
 
 CUTS: tuple[Cut, ...] = (
     # Music of several kinds. The colobot stretches are the ones on which the embedded tagger
@@ -230,6 +232,32 @@ CUTS: tuple[Cut, ...] = (
         0.0,
         5.0,
     ),
+    # Single hits played by hand: real claps and a finger snap (the sound gestures are built
+    # from them), and hand percussion a gesture must not be taken for.
+    *(
+        Cut(name, "hit", "hydrogen-drumkits", f"{_HAND}/{file}", "GPL-2", 0.0, 1.0, note)
+        for name, file, note in (
+            ("hand_clap", "HandClap-Med.wav", "one clap"),
+            ("hand_clap_hard", "HandClap-Hardest.wav", "one hard clap"),
+            ("finger_snap", "Fingersnap-Med.wav", "one finger snap"),
+            ("wood_block", "WoodBlock-Med.wav", "hand percussion"),
+            ("cajon_slap", "CajonSlaps-Med.wav", "hand percussion"),
+            ("clave", "Clave-Med.wav", "hand percussion"),
+            ("bongo", "BongoHi-Med.wav", "hand percussion"),
+            ("maraca", "Maraca-Med.wav", "hand percussion"),
+            ("tambourine", "Tambourine-Med.wav", "hand percussion"),
+        )
+    ),
+    Cut(
+        "hand_clap_pearl",
+        "hit",
+        "hydrogen-drumkits",
+        f"{_DRUMKITS}/The Black Pearl 1.0/HandClap.wav",
+        "GPL-2",
+        0.0,
+        1.0,
+        "one clap, another recording",
+    ),
 )
 
 # Speech over music, as from a television: (name, speech clips in order, music clip, music dB
@@ -302,14 +330,31 @@ def main(argv: list[str] | None = None) -> int:
     """Build the set."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=Path, default=Path("build/debian-sounds"))
+    parser.add_argument(
+        "--only-missing",
+        action="store_true",
+        help="keep the clips there are and build only the cuts whose file is missing",
+    )
     args = parser.parse_args(argv)
-    _download(args.packages, {c.package for c in CUTS})
+    kept: dict[str, dict[str, object]] = {}
+    if args.only_missing and (OUT / "manifest.json").exists():
+        kept = {
+            str(c["file"]): c
+            for c in json.loads((OUT / "manifest.json").read_text())["clips"]
+            if (OUT / str(c["file"])).exists()
+        }
+    wanted = [c for c in CUTS if f"{c.name}.opus" not in kept]
+    _download(args.packages, {c.package for c in wanted})
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.opus"):
-        old.unlink()
+        if old.name not in kept:
+            old.unlink()
     clips: list[dict[str, object]] = []
     audio_of: dict[str, np.ndarray] = {}
     for cut in CUTS:
+        if f"{cut.name}.opus" in kept:
+            clips.append(kept[f"{cut.name}.opus"])
+            continue
         audio = decode(args.packages / cut.package / cut.path, cut.start, cut.seconds)
         audio_of[cut.name] = audio
         _encode(audio, OUT / f"{cut.name}.opus")
@@ -326,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     speech_dir = args.packages / "asterisk-core-sounds-en-wav" / _ALLISON
     for name, parts, music, under_db in MIXES:
+        if f"{name}.opus" in kept:
+            clips.append(kept[f"{name}.opus"])
+            continue
         speech = np.concatenate([decode(speech_dir / p) for p in parts])
         bed = audio_of[music]
         bed = np.resize(bed, speech.size) if bed.size < speech.size else bed[: speech.size]

@@ -4,6 +4,9 @@ single hits, longer runs, knocks, bangs, a household and mixed hits are none."""
 
 from __future__ import annotations
 
+from pathlib import Path
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -35,6 +38,68 @@ def _knocks(count: int, seed: int) -> np.ndarray:
         ) + 0.1 * rng.standard_normal(t.size) * np.exp(-t / 0.004)
         out[at : at + t.size] += 0.3 * thud / np.max(np.abs(thud))
     return out.astype(np.float32)
+
+
+RECORDINGS = Path(__file__).parent / "recordings"
+DECODE_TO_PCM = ("-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-")
+
+
+def _recorded(name: str) -> np.ndarray:
+    """A recorded single hit of the regression set (16 kHz mono), decoded by ffmpeg."""
+    raw = subprocess.run(
+        [*("ffmpeg", "-v", "error", "-i", str(RECORDINGS / f"{name}.opus")), *DECODE_TO_PCM],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+
+
+def _played(names: list[str], seed: int) -> np.ndarray:
+    """Recorded hits played one after another at a person's varied pace, in a room."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(5 * SAMPLE_RATE, np.float32)
+    interval = float(rng.uniform(0.2, 0.5))
+    level = float(rng.uniform(-12, 0))
+    when = 1.5
+    for name in names:
+        hit = _recorded(name) * float(synth.db_to_amp(level + rng.uniform(-2, 2)))
+        start = round(when * SAMPLE_RATE)
+        out[start : start + hit.size] += hit[: out.size - start]
+        when += interval * (1.0 + rng.uniform(-0.15, 0.15))
+    rt60 = float(rng.uniform(0.0, 0.6))
+    room = synth.reverb(out, rt60, drr_db=3.0, seed=rng) if rt60 > 0.05 else out
+    return room + synth.pink_noise(5.0, level_dbfs=-60.0, seed=rng)
+
+
+@pytest.mark.parametrize(
+    ("hits", "expected"),
+    [
+        (["hand_clap", "hand_clap"], "double_clap"),
+        (["hand_clap_hard", "hand_clap", "hand_clap_hard"], "triple_clap"),
+        (["hand_clap_pearl", "hand_clap_pearl"], "double_clap"),
+        (["hand_clap_pearl", "hand_clap", "hand_clap_pearl"], "triple_clap"),
+        (["finger_snap", "finger_snap"], "double_snap"),
+    ],
+)
+@pytest.mark.parametrize("seed", range(3))
+def test_recorded_hands(
+    builtin_tagger: BuiltinTagger, hits: list[str], expected: str, seed: int
+) -> None:
+    """Recorded claps and finger snaps (not synthesized ones), as a person would do them in
+    a room, are the gesture they make."""
+    found = _gestures(builtin_tagger, _played(hits, seed), f"{'-'.join(hits)}-{seed}")
+    assert [e.category for e in found] == [expected]
+
+
+@pytest.mark.parametrize("hit", ["cajon_slap", "clave", "bongo", "maraca", "tambourine"])
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("seed", range(2))
+def test_recorded_percussion_is_no_gesture(
+    builtin_tagger: BuiltinTagger, hit: str, count: int, seed: int
+) -> None:
+    """Recorded hand percussion played like a gesture (two or three hits) is none: too dull,
+    too tonal or too bright for hands."""
+    assert _gestures(builtin_tagger, _played([hit] * count, seed), f"{hit}-{count}-{seed}") == []
 
 
 def test_gestures_are_categories_of_their_kind() -> None:

@@ -31,11 +31,11 @@ HERE = Path(__file__).parent / "recordings"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())
 CLIPS = MANIFEST["clips"]
 ALARMS = ("smoke_alarm", "co_alarm", "fire_alarm")
-KINDS = {"music", "speech", "tv", "household", "ringtone"}
+KINDS = {"music", "speech", "tv", "household", "ringtone", "hit"}
 # Recordings the synthesized alarms sound over.
 BACKGROUNDS = ("tv_speech_music", "tv_speech_synth", "music_synth_co", "rain", "speech_prompts")
 MIN_SECONDS = 10.0
-PAUSES = {"ringtone": 1.0, "household": 0.3, "speech": 0.5, "music": 0.0, "tv": 0.0}
+PAUSES = {"ringtone": 1.0, "household": 0.3, "speech": 0.5, "music": 0.0, "tv": 0.0, "hit": 2.0}
 
 
 @pytest.fixture(scope="module", autouse=True)
