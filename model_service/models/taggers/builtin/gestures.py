@@ -54,7 +54,9 @@ ONSET_FRAMES = 6  # a hit's onset comes at most 60 ms before its loudest frame
 GAP = (0.12, 0.6)
 GAP_RATIO = 1.8
 QUIET_BEFORE = 0.5
-QUIET_AFTER = 0.7  # longer than the longest gap: a double is not reported before a third hit could come
+QUIET_AFTER = (
+    0.7  # longer than the longest gap: a double is not reported before a third hit could come
+)
 BACKGROUND_DB = 15.0
 TAIL_FRAMES = 20  # the room's ring after a hit (200 ms), left out of the quiet after it
 LEVEL_SPREAD_DB = 12.0
