@@ -78,6 +78,9 @@ CATEGORIES: tuple[Category, ...] = (
         "Loud noise",
         ("Bang", "Slam", "Smash, crash", "Boom", "Explosion", "Thump, thud", "Crack"),
     ),
+    # Not a kind of sound but a departure from what a source usually hears at this hour: live
+    # sources report it (live/usual.py), whatever the tagger.
+    Category("unusual_sound", "Unusual sound", ()),
     # Gestures have no AudioSet label of their own ("Clapping" is applause too): only the
     # builtin tagger's pattern detector reports them, with a neural tagger loaded as well.
     Category("double_clap", "Double clap", (), kind="gesture"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from model_service.modes import Mode
 from model_service.sensitivity import Sensitivity
 
 DEFAULT_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "http", "https")
@@ -65,6 +66,8 @@ class Config:
     torch_threads: int | None = None
     # Detection
     sensitivity: Sensitivity = Sensitivity.MEDIUM
+    # The mode of sources that have none of their own (modes.py).
+    mode: Mode = Mode.HOME
     gate_dbfs: float = -70.0
     # Live sources
     sources: list[dict[str, Any]] = field(default_factory=list)
@@ -112,6 +115,7 @@ class Config:
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], not {self.device!r}")
         try:
             self.sensitivity = Sensitivity.parse(self.sensitivity)
+            self.mode = Mode.parse(self.mode)
         except ValueError as err:
             raise ConfigError(str(err)) from err
         if not 0 < self.max_upload_mb <= 4096:

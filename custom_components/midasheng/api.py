@@ -23,6 +23,9 @@ AUDIO_TIMEOUT: Final = 120.0
 WS_HEARTBEAT: Final = 30.0
 
 SENSITIVITIES: Final = ("low", "medium", "high")
+# A source's mode on the service: away listens harder for intruders, night quiets all but
+# the safety alarms and the baby monitor.
+MODES: Final = ("home", "away", "night")
 SOURCE_KINDS: Final = ("ffmpeg", "push", "device")
 SOURCE_STATES: Final = (
     "connecting",
@@ -52,7 +55,19 @@ WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "LMInfo": _MODEL_FIELDS | {"family", "max_new_tokens"},
     "AsrInfo": _MODEL_FIELDS | {"languages", "phrases"},
     "Source": frozenset(
-        {"id", "name", "kind", "url", "state", "error", "level_dbfs", "sensitivity", "persistent"}
+        {
+            "id",
+            "name",
+            "kind",
+            "url",
+            "state",
+            "error",
+            "level_dbfs",
+            "sensitivity",
+            "mode",
+            "persistent",
+            "learned_hours",
+        }
     ),
     "Event": frozenset(
         {
@@ -68,6 +83,8 @@ WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
             "duration",
             "level_dbfs",
             "has_clip",
+            "mode",
+            "intrusion",
         }
     ),
     "EventPage": frozenset({"events", "last_seq"}),
@@ -303,7 +320,9 @@ class Source:
     error: str | None = None
     level_dbfs: float | None = None
     sensitivity: str = "medium"
+    mode: str = "home"
     persistent: bool = False
+    learned_hours: int = 0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -317,7 +336,9 @@ class Source:
             error=data.get("error"),
             level_dbfs=_float(data.get("level_dbfs")),
             sensitivity=str(data.get("sensitivity", "medium")),
+            mode=str(data.get("mode", "home")),
             persistent=bool(data.get("persistent", False)),
+            learned_hours=int(data.get("learned_hours") or 0),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -331,7 +352,9 @@ class Source:
             "error": self.error,
             "level_dbfs": self.level_dbfs,
             "sensitivity": self.sensitivity,
+            "mode": self.mode,
             "persistent": self.persistent,
+            "learned_hours": self.learned_hours,
         }
 
 
@@ -350,6 +373,10 @@ class SoundEvent:
     duration: float | None = None
     level_dbfs: float | None = None
     has_clip: bool = False
+    # The source's mode when the event started; an intrusion is a sound an intruder makes,
+    # heard in away mode.
+    mode: str = "home"
+    intrusion: bool = False
     # Counter value of the event's latest change: its start (= seq) or its end.
     rev: int
 
@@ -369,6 +396,8 @@ class SoundEvent:
             duration=_float(data.get("duration")),
             level_dbfs=_float(data.get("level_dbfs")),
             has_clip=bool(data.get("has_clip", False)),
+            mode=str(data.get("mode", "home")),
+            intrusion=bool(data.get("intrusion", False)),
         )
 
     @property
@@ -391,6 +420,8 @@ class SoundEvent:
             "duration": self.duration,
             "level_dbfs": self.level_dbfs,
             "has_clip": self.has_clip,
+            "mode": self.mode,
+            "intrusion": self.intrusion,
         }
 
 
@@ -647,6 +678,7 @@ class MidashengClient:
         url: str | None = None,
         kind: str | None = None,
         sensitivity: str | None = None,
+        mode: str | None = None,
     ) -> Source:
         """Create an ffmpeg source (`url`) or a push source (`kind="push"`)."""
         body: dict[str, Any] = {"name": name}
@@ -656,17 +688,26 @@ class MidashengClient:
             body["kind"] = kind
         if sensitivity is not None:
             body["sensitivity"] = sensitivity
+        if mode is not None:
+            body["mode"] = mode
         return Source.from_dict(await self._request("POST", "sources", json_body=body))
 
     async def update_source(
-        self, source_id: str, *, name: str | None = None, sensitivity: str | None = None
+        self,
+        source_id: str,
+        *,
+        name: str | None = None,
+        sensitivity: str | None = None,
+        mode: str | None = None,
     ) -> Source:
-        """Change a source's name and/or sensitivity."""
+        """Change a source's name, sensitivity and/or mode."""
         body: dict[str, Any] = {}
         if name is not None:
             body["name"] = name
         if sensitivity is not None:
             body["sensitivity"] = sensitivity
+        if mode is not None:
+            body["mode"] = mode
         return Source.from_dict(await self._request("PATCH", "sources", source_id, json_body=body))
 
     async def delete_source(self, source_id: str) -> None:

@@ -54,6 +54,7 @@ DESCRIPTIONS: dict[str, MidashengBinarySensorEntityDescription] = {
         _category("cough", BinarySensorDeviceClass.SOUND),
         _category("appliance_beep", BinarySensorDeviceClass.SOUND),
         _category("loud_noise", BinarySensorDeviceClass.SOUND),
+        _category("unusual_sound", BinarySensorDeviceClass.SOUND),
     )
 }
 

@@ -47,6 +47,7 @@ KNOWN_CATEGORIES: Final = (
     "cough",
     "appliance_beep",
     "loud_noise",
+    "unusual_sound",
 )
 
 STORAGE_VERSION: Final = 1

@@ -735,12 +735,21 @@ class MidashengCoordinator:
         """Change a source's sensitivity on the service (which keeps it); MidashengError."""
         await self.async_update_source(source_id, sensitivity=sensitivity)
 
+    async def async_set_mode(self, source_id: str, mode: str) -> None:
+        """Change a source's mode on the service (which keeps it); MidashengError."""
+        await self.async_update_source(source_id, mode=mode)
+
     async def async_update_source(
-        self, source_id: str, *, name: str | None = None, sensitivity: str | None = None
+        self,
+        source_id: str,
+        *,
+        name: str | None = None,
+        sensitivity: str | None = None,
+        mode: str | None = None,
     ) -> Source:
-        """Rename a source or change its sensitivity on the service and show the change at
-        once (the WebSocket repeats it); MidashengError."""
-        changes = {"name": name, "sensitivity": sensitivity}
+        """Rename a source or change its sensitivity or mode on the service and show the
+        change at once (the WebSocket repeats it); MidashengError."""
+        changes = {"name": name, "sensitivity": sensitivity, "mode": mode}
         source = await self.client.update_source(
             source_id, **{key: value for key, value in changes.items() if value is not None}
         )

@@ -37,6 +37,8 @@ DESCRIPTION = MidashengEventEntityDescription(
         "score": event.score,
         "event_id": event.id,
         "seq": event.seq,
+        "mode": event.mode,
+        "intrusion": event.intrusion,
         "replay": update.replay,
     },
 )

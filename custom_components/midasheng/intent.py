@@ -111,7 +111,8 @@ class SoundIntentHandler(intent.IntentHandler):
 _PLACE = {vol.Optional("place", description="a room (area) or sound source name"): cv.string}
 _CATEGORY_TEXT = (
     "a sound: smoke_alarm, co_alarm, fire_alarm, glass_break, dog_bark, cat, baby_cry, "
-    "scream, speech, doorbell, knock, water_running, siren, cough, appliance_beep, loud_noise"
+    "scream, speech, doorbell, knock, water_running, siren, cough, appliance_beep, loud_noise, "
+    "unusual_sound"
 )
 
 

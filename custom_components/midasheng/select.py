@@ -1,12 +1,20 @@
-"""Select: each source's sensitivity, as the service keeps it.
+"""Selects: each source's sensitivity and mode, as the service keeps them.
 
-The service owns a source's sensitivity (its detection thresholds live there, and other
-clients may change it); this entity shows the value the service reports and changes it on
-the service. The integration's options only choose the sensitivity of sources added from
-Home Assistant.
+The service owns both (detection thresholds live there, and other clients may change them);
+these entities show what the service reports and change it on the service. The integration's
+options only choose the sensitivity of sources added from Home Assistant.
+
+The mode is not a configuration detail but something automations switch (the blueprint
+"Sound mode follows presence" does), so it is a control on the source's device: `home`,
+`away` (listens harder for glass, knocks, bangs, voices and unusual sounds, and marks them
+as intrusions) or `night` (the safety alarms, glass and the baby monitor as they are, the rest
+less sensitive).
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.const import EntityCategory
@@ -14,18 +22,41 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import SENSITIVITIES, MidashengError
+from .api import MODES, SENSITIVITIES, MidashengError, Source
 from .const import DOMAIN
-from .coordinator import MidashengConfigEntry
+from .coordinator import MidashengConfigEntry, MidashengCoordinator
 from .entity import MidashengEntity, async_add_source_entities
 
 PARALLEL_UPDATES = 1
 
-SENSITIVITY = SelectEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class MidashengSelectEntityDescription(SelectEntityDescription):
+    """A source setting the service keeps: how to read it and how to change it."""
+
+    value_fn: Callable[[Source], str]
+    set_fn: Callable[[MidashengCoordinator, str, str], Awaitable[None]]
+    failed_key: str
+
+
+SENSITIVITY = MidashengSelectEntityDescription(
     key="sensitivity",
     translation_key="sensitivity",
     options=list(SENSITIVITIES),
     entity_category=EntityCategory.CONFIG,
+    value_fn=lambda source: source.sensitivity,
+    set_fn=lambda coordinator, source_id, option: coordinator.async_set_sensitivity(
+        source_id, option
+    ),
+    failed_key="sensitivity_failed",
+)
+MODE = MidashengSelectEntityDescription(
+    key="mode",
+    translation_key="mode",
+    options=list(MODES),
+    value_fn=lambda source: source.mode,
+    set_fn=lambda coordinator, source_id, option: coordinator.async_set_mode(source_id, option),
+    failed_key="mode_failed",
 )
 
 
@@ -34,33 +65,39 @@ async def async_setup_entry(
     entry: MidashengConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the sensitivity of every source, now and as sources appear."""
+    """Set up the sensitivity and mode of every source, now and as sources appear."""
     coordinator = entry.runtime_data.coordinator
     async_add_source_entities(
         entry,
         async_add_entities,
-        lambda source_id: [MidashengSensitivitySelect(coordinator, source_id, SENSITIVITY)],
+        lambda source_id: [
+            MidashengSourceSelect(coordinator, source_id, description)
+            for description in (SENSITIVITY, MODE)
+        ],
     )
 
 
-class MidashengSensitivitySelect(MidashengEntity, SelectEntity):
-    """How readily a source's sensors switch on."""
+class MidashengSourceSelect(MidashengEntity, SelectEntity):
+    """A setting of a source, kept by the service."""
+
+    entity_description: MidashengSelectEntityDescription
 
     @property
     def current_option(self) -> str | None:
-        """The sensitivity the service reports for the source."""
+        """The value the service reports for the source."""
         source = self.coordinator.sources.get(self.source_id)
-        if source is None or source.sensitivity not in SENSITIVITIES:
+        if source is None:
             return None
-        return source.sensitivity
+        value = self.entity_description.value_fn(source)
+        return value if value in self.options else None
 
     async def async_select_option(self, option: str) -> None:
-        """Change the source's sensitivity on the service."""
+        """Change the setting on the service."""
         try:
-            await self.coordinator.async_set_sensitivity(self.source_id, option)
+            await self.entity_description.set_fn(self.coordinator, self.source_id, option)
         except MidashengError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
-                translation_key="sensitivity_failed",
+                translation_key=self.entity_description.failed_key,
                 translation_placeholders={"error": str(err)},
             ) from err

@@ -1,4 +1,5 @@
-"""Sensors: sound level, last sound heard, stream state and stream error of each source.
+"""Sensors: sound level, last sound heard, stream state and error, and learned hours of
+each source.
 
 What an event carries (label, score, ids, time) is the event entity's: its state is the time
 of the last sound and its attributes the event's data. The sensors keep no attributes that
@@ -54,6 +55,10 @@ def _stream_error(coordinator: MidashengCoordinator, source_id: str) -> StateTyp
     return None if not error else error if len(error) <= 255 else f"{error[:254]}…"
 
 
+def _learned_hours(coordinator: MidashengCoordinator, source_id: str) -> StateType:
+    return coordinator.sources[source_id].learned_hours
+
+
 @dataclass(frozen=True, kw_only=True)
 class MidashengSensorEntityDescription(SensorEntityDescription):
     """A per-source sensor, its value and the updates that change it."""
@@ -87,6 +92,16 @@ DESCRIPTIONS: tuple[MidashengSensorEntityDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value_fn=_stream_state,
+    ),
+    # How many hours of the day the service has learned what the source usually hears there
+    # (it reports unusual sounds at those hours only).
+    MidashengSensorEntityDescription(
+        key="learned_hours",
+        translation_key="learned_hours",
+        native_unit_of_measurement="h",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_learned_hours,
     ),
     MidashengSensorEntityDescription(
         key="stream_error",

@@ -31,6 +31,7 @@ from model_service.api.lm import setup_lm
 from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
 from model_service.config import is_loopback
 from model_service.detection.service import Service
+from model_service.live.runtime import LIVE_CATEGORIES
 from model_service.models.batcher import BatcherClosedError, QueueFullError
 from model_service.sensitivity import Sensitivity
 
@@ -215,7 +216,7 @@ def info_payload(service: Service) -> dict[str, object]:
         "version": __version__,
         "api": API_VERSION,
         "sample_rate": 16000,
-        "categories": categories.describe(tagger.categories),
+        "categories": categories.describe((*tagger.categories, *LIVE_CATEGORIES)),
         "models": {"tagger": tagger.as_dict(), "lm": lm_info, "asr": asr_info},
         "capabilities": service.capabilities,
     }

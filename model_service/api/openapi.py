@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, get_args
 
 from model_service.live.sources import State
+from model_service.modes import MODE_CHOICES
 from model_service.sensitivity import CHOICES as SENSITIVITY_CHOICES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -48,6 +49,10 @@ _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _SENSITIVITY_OR_DEFAULT = {
     "enum": [*SENSITIVITY_CHOICES, None],
     "description": "null: the service's default",
+}
+_MODE_OR_DEFAULT = {
+    "enum": [*MODE_CHOICES, None],
+    "description": "home, away or night; null: the service's default",
 }
 _NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -241,7 +246,7 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         },
         "patch": {
-            "summary": "Change a source's sensitivity or name",
+            "summary": "Change a source's sensitivity, mode or name",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -250,6 +255,7 @@ PATHS: dict[str, dict[str, Any]] = {
                             "type": "object",
                             "properties": {
                                 "sensitivity": _SENSITIVITY_OR_DEFAULT,
+                                "mode": _MODE_OR_DEFAULT,
                                 "name": _NAME,
                             },
                             "additionalProperties": False,
@@ -364,10 +370,22 @@ _SOURCE = _object(
         "error": _NULLABLE_STRING,
         "level_dbfs": _NULLABLE_NUMBER,
         "sensitivity": {"type": "string", "enum": list(SENSITIVITY_CHOICES)},
+        "mode": {
+            "type": "string",
+            "enum": list(MODE_CHOICES),
+            "description": "the source's own, or the service's default mode",
+        },
         "persistent": {
             "type": "boolean",
             "description": "made through the API and kept in the data folder (config-file "
             "sources are not, and cannot be removed through the API)",
+        },
+        "learned_hours": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 24,
+            "description": "hours of the day whose usual sound is learned well enough to "
+            "report unusual sounds",
         },
         "device": {"type": "string", "description": "device sources: format:device"},
     },
@@ -393,6 +411,15 @@ _EVENT = _object(
         "duration": {**_NULLABLE_NUMBER, "description": "seconds; null while ongoing"},
         "level_dbfs": {"type": "number"},
         "has_clip": {"type": "boolean"},
+        "mode": {
+            "type": "string",
+            "enum": list(MODE_CHOICES),
+            "description": "the source's mode when the event started",
+        },
+        "intrusion": {
+            "type": "boolean",
+            "description": "heard in away mode, and a sound an intruder makes",
+        },
     }
 )
 
@@ -519,6 +546,7 @@ SCHEMAS: dict[str, Any] = {
             "url": {"type": ["string", "null"], "minLength": 1, "maxLength": 2048},
             "kind": {"type": "string", "enum": ["ffmpeg", "push"]},
             "sensitivity": _SENSITIVITY_OR_DEFAULT,
+            "mode": _MODE_OR_DEFAULT,
         },
         "additionalProperties": False,
     },

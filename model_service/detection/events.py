@@ -15,6 +15,7 @@ import numpy as np
 
 from model_service.arrays import Samples
 from model_service.models.taggers import Detection
+from model_service.modes import Mode, mode_shift
 from model_service.sensitivity import THRESHOLD_SHIFT, Sensitivity
 
 SILENCE_DBFS = -120.0
@@ -56,6 +57,8 @@ DEFAULT_PARAMS: Mapping[str, CategoryParams] = {
     "double_clap": CategoryParams(on=0.5, off=0.4, hold=2.0, gated=False),
     "triple_clap": CategoryParams(on=0.5, off=0.4, hold=2.0, gated=False),
     "double_snap": CategoryParams(on=0.5, off=0.4, hold=2.0, gated=False),
+    # Scored against what the source usually hears at this hour (live sources only).
+    "unusual_sound": CategoryParams(on=0.5, off=0.4, hold=2.0),
 }
 
 
@@ -63,10 +66,11 @@ def params_for(
     category: str,
     sensitivity: Sensitivity = Sensitivity.MEDIUM,
     overrides: Mapping[str, CategoryParams] | None = None,
+    mode: Mode = Mode.HOME,
 ) -> CategoryParams:
-    """Parameters for a category at a sensitivity, with optional per-category overrides."""
+    """Parameters for a category at a sensitivity and mode, with optional overrides."""
     base = (overrides or {}).get(category) or DEFAULT_PARAMS.get(category) or CategoryParams()
-    shift = THRESHOLD_SHIFT[Sensitivity(sensitivity)]
+    shift = THRESHOLD_SHIFT[Sensitivity(sensitivity)] + mode_shift(Mode(mode), category)
     if not shift:
         return base
     on = min(0.95, max(0.05, base.on + shift))
@@ -133,17 +137,23 @@ class EventTracker:
     sensitivity: Sensitivity = Sensitivity.MEDIUM
     gate_dbfs: float = -70.0
     overrides: Mapping[str, CategoryParams] | None = None
+    mode: Mode = Mode.HOME
     _params: dict[str, CategoryParams] = field(init=False)
     _tracks: dict[str, _Track] = field(init=False, default_factory=dict)
     _last_time: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
-        self._params = {c: params_for(c, self.sensitivity, self.overrides) for c in self.categories}
+        self._params = {c: self._params_for(c) for c in self.categories}
 
-    def set_sensitivity(self, sensitivity: Sensitivity) -> None:
-        """Change thresholds from the next frame on; ongoing events continue."""
+    def _params_for(self, category: str) -> CategoryParams:
+        return params_for(category, self.sensitivity, self.overrides, self.mode)
+
+    def set_sensitivity(self, sensitivity: Sensitivity, mode: Mode | None = None) -> None:
+        """Change thresholds (and the mode) from the next frame on; ongoing events continue."""
         self.sensitivity = sensitivity
-        self._params = {c: params_for(c, sensitivity, self.overrides) for c in self._params}
+        if mode is not None:
+            self.mode = mode
+        self._params = {c: self._params_for(c) for c in self._params}
 
     @property
     def ongoing(self) -> list[SoundEvent]:

@@ -17,6 +17,7 @@ from model_service.live.runtime import SourceRuntime
 from model_service.live.sources import (
     SourceError,
     SourceSpec,
+    check_mode,
     check_sensitivity,
     spec_from_config,
     spec_from_request,
@@ -103,6 +104,7 @@ class StreamManager:
                     specs[i] = specs[i].with_changes(
                         name=data.get("name") or specs[i].name,
                         sensitivity=data.get("sensitivity", specs[i].sensitivity),
+                        mode=check_mode(data.get("mode", specs[i].mode)),
                     )
                 continue
             if source_id in taken:
@@ -157,6 +159,8 @@ class StreamManager:
                 pruned = now
                 with contextlib.suppress(StoreError):  # logged by the store
                     await self.store.prune_clips()
+                for runtime in list(self.sources.values()):
+                    await runtime.save_usual()
             await asyncio.sleep(WATCH_INTERVAL)
 
     def _on_storage(self, status: dict[str, Any]) -> None:
@@ -200,13 +204,17 @@ class StreamManager:
         return runtime
 
     async def update(self, source_id: str, body: Any) -> SourceRuntime:
-        """Change a source's name and/or sensitivity (saved); KeyError / SourceError."""
+        """Change a source's name, sensitivity and/or mode (saved); KeyError / SourceError."""
         runtime = self.sources[source_id]
         if not isinstance(body, dict) or not body:
-            raise SourceError('the body must be a JSON object with "name" and/or "sensitivity"')
-        unknown = sorted(set(body) - {"name", "sensitivity"})
+            raise SourceError(
+                'the body must be a JSON object with "name", "sensitivity" and/or "mode"'
+            )
+        unknown = sorted(set(body) - {"name", "sensitivity", "mode"})
         if unknown:
-            raise SourceError(f"only name and sensitivity can be changed, not {', '.join(unknown)}")
+            raise SourceError(
+                f"only name, sensitivity and mode can be changed, not {', '.join(unknown)}"
+            )
         changes: dict[str, Any] = {}
         if "name" in body:
             name = body["name"]
@@ -215,16 +223,20 @@ class StreamManager:
             changes["name"] = name.strip()
         if "sensitivity" in body:
             changes["sensitivity"] = check_sensitivity(body["sensitivity"])
+        if "mode" in body:
+            changes["mode"] = check_mode(body["mode"])
         async with self._lock:
             spec = runtime.spec.with_changes(**changes)
             if spec.persistent:
                 await self.store.save_source(spec.id, "api", spec.to_saved())
             else:
                 await self.store.save_source(
-                    spec.id, "config", {"name": spec.name, "sensitivity": spec.sensitivity}
+                    spec.id,
+                    "config",
+                    {"name": spec.name, "sensitivity": spec.sensitivity, "mode": spec.mode},
                 )
             runtime.spec = spec
-            runtime.tracker.set_sensitivity(runtime.sensitivity)
+            runtime.tracker.set_sensitivity(runtime.sensitivity, runtime.mode)
         self.hub.publish({"type": "source", "source": runtime.as_dict()})
         return runtime
 
@@ -239,6 +251,7 @@ class StreamManager:
             del self.sources[source_id]
             await self.store.delete_source(source_id)
         await runtime.stop()
+        await runtime.forget_usual()
         runtime.forget_metrics()
         _LOGGER.info("Source %s removed", source_id)
         self.hub.publish({"type": "source_removed", "source": {"id": source_id}})

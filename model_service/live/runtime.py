@@ -18,6 +18,7 @@ from model_service.arrays import Array
 from model_service.audio import to_wav_bytes
 from model_service.detection.events import EventTracker, EventUpdate, dbfs
 from model_service.detection.service import Service
+from model_service.live import usual
 from model_service.live.hub import RING_SECONDS, Hub, RingBuffer
 from model_service.live.sources import (
     Backoff,
@@ -28,6 +29,7 @@ from model_service.live.sources import (
 from model_service.live.store import EventStore, StoreError
 from model_service.models.batcher import BatcherClosedError, QueueFullError
 from model_service.models.taggers import SAMPLE_RATE, Detection, Window
+from model_service.modes import Mode
 from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,6 +41,16 @@ CLIP_AFTER = 1.0
 CLIP_MAX = 30.0
 MAX_HOP = 0.5
 STATES: tuple[State, ...] = get_args(State)
+# Categories only a live source reports (against what it usually hears: live/usual.py).
+LIVE_CATEGORIES: tuple[str, ...] = ("unusual_sound",)
+UNUSUAL_LABEL = "Unusual sound"
+
+
+def _usual_step(
+    model: usual.UsualModel, hops: list[tuple[float, Array]]
+) -> tuple[list[float], int]:
+    """Score and learn hops, and say how many hours are learned (in a worker thread)."""
+    return model.step(hops), model.learned_hours()
 
 
 class RuntimeContext(Protocol):
@@ -98,6 +110,9 @@ class SourceRuntime:
         self._last_level_pub = 0.0
         self._worker: asyncio.Task[None] | None = None
         self._push_lock = asyncio.Lock()
+        self.usual: usual.UsualModel | None = None  # loaded by the worker
+        self._learned_hours = 0
+        self._usual_path = usual.model_path(manager.store.data_dir, spec.id)
         self._publish_metrics()
 
     # -- identity and wire form ----------------------------------------------------------
@@ -112,6 +127,11 @@ class SourceRuntime:
         """Effective sensitivity (the source's own, or the service default)."""
         return self.spec.sensitivity or self.manager.service.config.sensitivity
 
+    @property
+    def mode(self) -> Mode:
+        """Effective mode (the source's own, or the service default)."""
+        return self.spec.mode or self.manager.service.config.mode
+
     def as_dict(self) -> dict[str, Any]:
         """Wire form (docs/api.md, Sources)."""
         data: dict[str, Any] = {
@@ -123,7 +143,9 @@ class SourceRuntime:
             "error": self.error,
             "level_dbfs": None if self.level is None else round(self.level, 1),
             "sensitivity": self.sensitivity,
+            "mode": self.mode,
             "persistent": self.spec.persistent,
+            "learned_hours": self._learned_hours,
         }
         if self.spec.kind == "device":
             data["device"] = f"{self.spec.device_format}:{self.spec.device}"
@@ -131,9 +153,10 @@ class SourceRuntime:
 
     def _new_tracker(self) -> EventTracker:
         return EventTracker(
-            self.manager.service.tagger.info.categories,
+            (*self.manager.service.tagger.info.categories, *LIVE_CATEGORIES),
             sensitivity=self.sensitivity,
             gate_dbfs=self.manager.service.config.gate_dbfs,
+            mode=self.mode,
         )
 
     def _publish_metrics(self) -> None:
@@ -172,6 +195,23 @@ class SourceRuntime:
             self._worker = None
         self.pusher = None
         self.set_state("stopped" if self.spec.kind != "push" else "idle")
+        await self.save_usual()
+
+    async def save_usual(self) -> None:
+        """Keep what the source usually hears in the data dir (in a thread)."""
+        model = self.usual
+        if model is None:
+            return
+        try:
+            await asyncio.to_thread(usual.save, self._usual_path, model)
+        except OSError as err:
+            _LOGGER.warning("What %s usually hears could not be saved: %s", self.id, err)
+
+    async def forget_usual(self) -> None:
+        """The source was deleted: what it learned goes too."""
+        self.usual = None
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self._usual_path.unlink, missing_ok=True)
 
     def forget_metrics(self) -> None:
         """Drop this source's labelled metrics (it was deleted)."""
@@ -250,6 +290,9 @@ class SourceRuntime:
 
     async def _work(self) -> None:
         try:
+            if self.usual is None:
+                self.usual = await asyncio.to_thread(usual.load, self._usual_path)
+                self._learned_hours = self.usual.learned_hours()
             while True:
                 await self._data.wait()
                 self._data.clear()
@@ -286,8 +329,21 @@ class SourceRuntime:
                 results = [{} for _ in windows]
                 break
         previous = self.processed
-        for end, window, detections in zip(ends, windows, results, strict=True):
-            new = window.audio[max(0, window.audio.size - (end - previous)) :]
+        hops: list[tuple[float, Array]] = []
+        for end, window in zip(ends, windows, strict=True):
+            hops.append(
+                (
+                    self.t0 + end / SAMPLE_RATE,
+                    window.audio[max(0, window.audio.size - (end - previous)) :],
+                )
+            )
+            previous = end
+        unusual = await self._unusual(hops)
+        previous = self.processed
+        for end, (_, new), found, score in zip(ends, hops, results, unusual, strict=True):
+            detections = found
+            if score > 0:
+                detections = {**found, "unusual_sound": Detection(score, UNUSUAL_LABEL)}
             level = dbfs(new)
             updates = self.tracker.update(
                 end / SAMPLE_RATE, (end - previous) / SAMPLE_RATE, level, detections
@@ -301,6 +357,22 @@ class SourceRuntime:
         await self._long_clips()
         self._publish_level()
         return True
+
+    async def _unusual(self, hops: list[tuple[float, Array]]) -> list[float]:
+        """How unusual each hop is for this source at this time of day (and learn it)."""
+        model = self.usual
+        if model is None or not hops:
+            return [0.0] * len(hops)
+        try:
+            scores, hours = await asyncio.to_thread(_usual_step, model, hops)
+        except Exception:
+            _LOGGER.exception("The usual-sound model of %s failed", self.id)
+            return [0.0] * len(hops)
+        if hours != self._learned_hours:
+            # An hour of the day was learned: clients show how far learning has come.
+            self._learned_hours = hours
+            self.manager.hub.publish({"type": "source", "source": self.as_dict()})
+        return scores
 
     def _publish_level(self) -> None:
         if self.level is None:
@@ -351,6 +423,7 @@ class SourceRuntime:
                     start=self.t0 + event.start,
                     level_dbfs=event.level_dbfs,
                     clip=clip,
+                    mode=self.tracker.mode,
                 )
                 seq = stored.seq
             except StoreError:

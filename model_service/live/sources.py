@@ -20,6 +20,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from model_service import metrics
+from model_service.modes import Mode
 from model_service.redaction import redact_text, redact_url
 from model_service.sensitivity import Sensitivity
 
@@ -69,6 +70,7 @@ class SourceSpec:
     device_format: str | None = None
     sensitivity: Sensitivity | None = None
     origin: Literal["api", "config"] = "api"
+    mode: Mode | None = None
 
     @property
     def persistent(self) -> bool:
@@ -89,6 +91,7 @@ class SourceSpec:
             "kind": self.kind,
             "url": self.url,
             "sensitivity": self.sensitivity,
+            "mode": self.mode,
         }
 
     def wire_url(self) -> str | None:
@@ -213,6 +216,16 @@ def check_sensitivity(value: object) -> Sensitivity | None:
         raise SourceError(str(err)) from err
 
 
+def check_mode(value: object) -> Mode | None:
+    """Validate an optional mode (None: the service's default applies)."""
+    if value is None:
+        return None
+    try:
+        return Mode.parse(value)
+    except ValueError as err:
+        raise SourceError(str(err)) from err
+
+
 def spec_from_request(
     body: Any,
     allowed_schemes: list[str] | tuple[str, ...],
@@ -223,22 +236,28 @@ def spec_from_request(
     """Build an API source from a POST body (`name` plus `url`, or `kind: push`)."""
     if not isinstance(body, dict):
         raise SourceError("the body must be a JSON object")
-    unknown = sorted(set(body) - {"name", "url", "kind", "sensitivity"})
+    unknown = sorted(set(body) - {"name", "url", "kind", "sensitivity", "mode"})
     if unknown:
         raise SourceError(f"unknown field(s): {', '.join(unknown)}")
     name = _check_name(body.get("name"))
     kind = body.get("kind", "ffmpeg" if "url" in body else None)
     sensitivity = check_sensitivity(body.get("sensitivity"))
+    mode = check_mode(body.get("mode"))
     if kind == "push":
         if body.get("url") is not None:
             raise SourceError("a push source has no url")
         return SourceSpec(
-            id=unique_id(name, taken), name=name, kind="push", sensitivity=sensitivity
+            id=unique_id(name, taken), name=name, kind="push", sensitivity=sensitivity, mode=mode
         )
     if kind == "ffmpeg":
         url = check_url(body.get("url"), allowed_schemes, files=False, hosts=hosts)
         return SourceSpec(
-            id=unique_id(name, taken), name=name, kind="ffmpeg", url=url, sensitivity=sensitivity
+            id=unique_id(name, taken),
+            name=name,
+            kind="ffmpeg",
+            url=url,
+            sensitivity=sensitivity,
+            mode=mode,
         )
     if kind == "device":
         raise SourceError("capture device sources are declared in the config file")
@@ -253,11 +272,13 @@ def spec_from_config(
     """Build a source declared in the config file.
 
     `{name, url}`, `{name, kind: push}` or `{name, kind: device, device: "hw:0", format:
-    alsa|pulse}`; optional `id` and `sensitivity`.
+    alsa|pulse}`; optional `id`, `sensitivity` and `mode`.
     """
     if not isinstance(entry, dict):
         raise SourceError("each entry of sources must be a mapping")
-    unknown = sorted(set(entry) - {"id", "name", "url", "kind", "sensitivity", "device", "format"})
+    unknown = sorted(
+        set(entry) - {"id", "name", "url", "kind", "sensitivity", "mode", "device", "format"}
+    )
     if unknown:
         raise SourceError(f"unknown field(s): {', '.join(unknown)}")
     name = _check_name(entry.get("name", entry.get("id")))
@@ -270,6 +291,7 @@ def spec_from_config(
     else:
         source_id = unique_id(name, taken)
     sensitivity = check_sensitivity(entry.get("sensitivity"))
+    mode = check_mode(entry.get("mode"))
     kind = entry.get("kind", "ffmpeg" if "url" in entry else None)
     if kind == "ffmpeg":
         url = check_url(entry.get("url"), allowed_schemes)
@@ -279,11 +301,17 @@ def spec_from_config(
             kind="ffmpeg",
             url=url,
             sensitivity=sensitivity,
+            mode=mode,
             origin="config",
         )
     if kind == "push":
         return SourceSpec(
-            id=source_id, name=name, kind="push", sensitivity=sensitivity, origin="config"
+            id=source_id,
+            name=name,
+            kind="push",
+            sensitivity=sensitivity,
+            mode=mode,
+            origin="config",
         )
     if kind == "device":
         device = entry.get("device", "default")
@@ -299,6 +327,7 @@ def spec_from_config(
             device=device,
             device_format=fmt,
             sensitivity=sensitivity,
+            mode=mode,
             origin="config",
         )
     raise SourceError('give a "url", or "kind": "push" or "device"')
@@ -321,6 +350,7 @@ def spec_from_saved(source_id: str, data: dict[str, Any]) -> SourceSpec:
         kind=kind,
         url=url,
         sensitivity=check_sensitivity(data.get("sensitivity")),
+        mode=check_mode(data.get("mode")),
     )
 
 

@@ -25,10 +25,11 @@ from typing import Any, TypeVar
 import uuid
 
 from model_service import metrics
+from model_service.modes import is_intrusion
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "events.db"
 CLIP_DIR = "clips"
 
@@ -61,8 +62,11 @@ CREATE TABLE sources (
 );
 """
 
-# Future schema changes: version -> SQL that migrates from the version before it.
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+# The mode the source was in when the event started (modes.py); older events were "home".
+_SCHEMA_V2 = "ALTER TABLE events ADD COLUMN mode TEXT NOT NULL DEFAULT 'home'"
+
+# Schema changes: version -> SQL that migrates from the version before it.
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 # Event numbers are SQLite INTEGERs: a request for a larger one names no event.
@@ -73,7 +77,7 @@ MAX_UNSAVED = 10_000
 
 _UPSERT = (
     "INSERT INTO events (seq, rev, id, source, category, label, score, start_ts, end_ts, "
-    "level_dbfs, clip_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+    "level_dbfs, mode, clip_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
     "ON CONFLICT(seq) DO UPDATE SET rev = excluded.rev, end_ts = excluded.end_ts, "
     "score = excluded.score, label = excluded.label, level_dbfs = excluded.level_dbfs"
 )
@@ -107,6 +111,7 @@ class StoredEvent:
     end: float | None
     level_dbfs: float
     clip_bytes: int = 0
+    mode: str = "home"
 
     def as_dict(self) -> dict[str, Any]:
         """Wire form (docs/api.md, Events)."""
@@ -123,17 +128,19 @@ class StoredEvent:
             "duration": None if self.end is None else round(max(0.0, self.end - self.start), 3),
             "level_dbfs": round(self.level_dbfs, 1),
             "has_clip": self.clip_bytes > 0,
+            "mode": self.mode,
+            "intrusion": is_intrusion(self.mode, self.category),
         }
 
 
 _SELECT = (
     "SELECT seq, rev, id, source, category, label, score, start_ts, end_ts, level_dbfs, "
-    "clip_bytes FROM events"
+    "clip_bytes, mode FROM events"
 )
 _SELECT_SEQ = _SELECT + " WHERE seq = ?"
 _INSERT = (
     "INSERT INTO events (seq, rev, id, source, category, label, score, start_ts, end_ts, "
-    "level_dbfs, clip_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+    "level_dbfs, mode, clip_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
 )
 
 
@@ -150,6 +157,7 @@ def _values(event: StoredEvent) -> tuple[Any, ...]:
         event.start,
         event.end,
         event.level_dbfs,
+        event.mode,
     )
 
 
@@ -384,10 +392,11 @@ class EventStore:
         level_dbfs: float,
         end: float | None = None,
         clip: bytes | None = None,
+        mode: str = "home",
     ) -> StoredEvent:
         """Store a new event (its start); its seq and rev are the next counter value."""
         return await self._call(
-            self._add_sync, source, category, label, score, start, level_dbfs, end, clip
+            self._add_sync, source, category, label, score, start, level_dbfs, end, clip, mode
         )
 
     def _add_sync(
@@ -400,6 +409,7 @@ class EventStore:
         level_dbfs: float,
         end: float | None,
         clip: bytes | None,
+        mode: str = "home",
     ) -> StoredEvent:
         rev = self._counter + 1
         event = StoredEvent(
@@ -413,6 +423,7 @@ class EventStore:
             start=float(start),
             end=None if end is None else float(end),
             level_dbfs=float(level_dbfs),
+            mode=str(mode),
         )
 
         def tx(conn: sqlite3.Connection) -> None:

@@ -72,7 +72,10 @@ async def test_seq_and_rev(tmp_path: Path) -> None:
         "duration",
         "level_dbfs",
         "has_clip",
+        "mode",
+        "intrusion",
     }
+    assert (wire["mode"], wire["intrusion"]) == ("home", False)
     assert b.as_dict()["end"] is None
     assert b.as_dict()["duration"] is None
     with pytest.raises(KeyError):

@@ -39,6 +39,7 @@ BLUEPRINT_FILES = (
     "glass_break_while_away.yaml",
     "smoke_co_alarm_response.yaml",
     "sound_alert_notification.yaml",
+    "sound_mode_follows_presence.yaml",
     "water_running_too_long.yaml",
 )
 SOURCE_URL = (
@@ -59,6 +60,7 @@ REQUIRED_INPUTS: dict[str, dict[str, Any]] = {
     "glass_break_while_away.yaml": {"glass_sensors": ["binary_sensor.living_room_glass_break"]},
     "smoke_co_alarm_response.yaml": {"alarm_sensors": ["binary_sensor.kitchen_smoke_alarm"]},
     "sound_alert_notification.yaml": {},
+    "sound_mode_follows_presence.yaml": {"mode_selects": ["select.hall_mode"]},
     "water_running_too_long.yaml": {"water_sensors": ["binary_sensor.kitchen_water_running"]},
 }
 
@@ -188,7 +190,7 @@ def mock_services(hass: HomeAssistant, *names: str) -> dict[str, list[ServiceCal
 # --- schema ------------------------------------------------------------------------------
 
 
-def test_blueprint_folder_holds_the_five_blueprints() -> None:
+def test_blueprint_folder_holds_every_tested_blueprint() -> None:
     """Every blueprint is tested and every tested blueprint exists."""
     assert sorted(path.name for path in BLUEPRINT_DIR.glob("*.yaml")) == list(BLUEPRINT_FILES)
 
@@ -969,3 +971,115 @@ async def test_clap_toggles_the_light(hass: HomeAssistant, add_entity) -> None:
     await set_state(hass, gesture, "2025-01-15T20:00:06.000+00:00", event_type="double_clap")
     await settle()
     assert len(calls["homeassistant.toggle"]) == 1
+
+
+# --- sound mode follows presence -----------------------------------------------------------
+
+MODE_SELECTS = ["select.hall_mode", "select.nursery_mode"]
+
+
+async def _mode_setup(
+    hass: HomeAssistant, add_entity, inputs: dict[str, Any] | None = None, state: str = "home"
+) -> list[ServiceCall]:
+    for entity_id in MODE_SELECTS:
+        source = entity_id.split(".")[1].split("_")[0].title()
+        add_entity(entity_id, "Mode", source=source, state=state)
+    calls = mock_services(hass, "select.select_option")["select.select_option"]
+    await setup_blueprint(
+        hass,
+        "sound_mode_follows_presence.yaml",
+        {"mode_selects": MODE_SELECTS, **(inputs or {})},
+    )
+    return calls
+
+
+def _options(calls: list[ServiceCall]) -> list[tuple[list[str], str]]:
+    return [(call.data["entity_id"], call.data["option"]) for call in calls]
+
+
+def _apply(hass: HomeAssistant, calls: list[ServiceCall]) -> None:
+    """Do what the last select_option call asked (the service mock changes nothing)."""
+    for entity_id in calls[-1].data["entity_id"]:
+        hass.states.async_set(entity_id, calls[-1].data["option"])
+
+
+async def test_mode_follows_the_home_zone_and_the_night(
+    hass: HomeAssistant, add_entity, freezer: FrozenDateTimeFactory
+) -> None:
+    """Everybody leaves: away; somebody is back: home; the night starts: night."""
+    freezer.move_to("2025-01-15 18:00:00-08:00")
+    hass.states.async_set("zone.home", "2")
+    calls = await _mode_setup(hass, add_entity)
+
+    await set_state(hass, "zone.home", "0")
+    assert _options(calls) == [(MODE_SELECTS, "away")]
+    for entity_id in MODE_SELECTS:
+        hass.states.async_set(entity_id, "away")
+
+    await set_state(hass, "zone.home", "1")
+    assert _options(calls)[1:] == [(MODE_SELECTS, "home")]
+    for entity_id in MODE_SELECTS:
+        hass.states.async_set(entity_id, "home")
+
+    # 23:00 (the default night start), then 07:00 (its end).
+    await advance(freezer, hass, timedelta(hours=5))
+    assert _options(calls)[2:] == [(MODE_SELECTS, "night")]
+    for entity_id in MODE_SELECTS:
+        hass.states.async_set(entity_id, "night")
+    await advance(freezer, hass, timedelta(hours=8))
+    assert _options(calls)[3:] == [(MODE_SELECTS, "home")]
+
+
+async def test_mode_follows_the_alarm_panel_and_chosen_people(
+    hass: HomeAssistant, add_entity, freezer: FrozenDateTimeFactory
+) -> None:
+    """An armed-night panel means night, armed away means away, with people home; chosen
+    people, not the Home zone, decide who is home."""
+    freezer.move_to("2025-01-15 12:00:00-08:00")
+    hass.states.async_set("zone.home", "0")
+    hass.states.async_set("person.ann", "home")
+    hass.states.async_set("alarm_control_panel.house", "disarmed")
+    calls = await _mode_setup(
+        hass,
+        add_entity,
+        {
+            "people": ["person.ann"],
+            "alarm_panel": "alarm_control_panel.house",
+            "use_night_time": False,
+        },
+    )
+
+    await set_state(hass, "alarm_control_panel.house", "armed_night")
+    assert _options(calls) == [(MODE_SELECTS, "night")]
+    _apply(hass, calls)
+    await set_state(hass, "alarm_control_panel.house", "armed_away")
+    assert _options(calls)[1:] == [(MODE_SELECTS, "away")]
+    _apply(hass, calls)
+    await set_state(hass, "alarm_control_panel.house", "disarmed")
+    assert _options(calls)[2:] == [(MODE_SELECTS, "home")]
+    _apply(hass, calls)
+    # The Home zone is ignored when people are chosen; Ann leaving is what counts.
+    await set_state(hass, "zone.home", "3")
+    assert len(calls) == 3
+    await set_state(hass, "person.ann", "not_home")
+    assert _options(calls)[3:] == [(MODE_SELECTS, "away")]
+
+
+async def test_mode_changes_only_what_differs_and_catches_up(
+    hass: HomeAssistant, add_entity, freezer: FrozenDateTimeFactory
+) -> None:
+    """Selects already in the wanted mode are left alone; an unavailable one is skipped
+    and set when it comes back; an unknown Home zone is not "away"."""
+    freezer.move_to("2025-01-15 12:00:00-08:00")
+    calls = await _mode_setup(hass, add_entity, state="home")
+
+    await set_state(hass, "zone.home", "unknown")
+    assert calls == []
+
+    hass.states.async_set(MODE_SELECTS[0], "away")
+    hass.states.async_set(MODE_SELECTS[1], STATE_UNAVAILABLE)
+    await set_state(hass, "zone.home", "0")
+    assert calls == []
+
+    await set_state(hass, MODE_SELECTS[1], "home")
+    assert _options(calls) == [([MODE_SELECTS[1]], "away")]

@@ -54,6 +54,21 @@ async def test_fired_on_each_start(
     await fake_service.send(event_message(43, "knock", source="hall"))
     await hass.async_block_till_done()
     assert hass.states.get("event.hall_sound").attributes["event_type"] == "knock"
+    assert hass.states.get("event.hall_sound").attributes["intrusion"] is False
+
+
+async def test_intrusions_heard_away_say_so(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """An event heard in away mode carries the mode and whether it is an intrusion, so an
+    automation can tell a knock while away from one at home."""
+    message = event_message(44, "unusual_sound", source="hall")
+    message["event"].update(mode="away", intrusion=True)
+    await fake_service.send(message)
+    await hass.async_block_till_done()
+    attributes = hass.states.get("event.hall_sound").attributes
+    assert attributes["event_type"] == "unusual_sound"
+    assert (attributes["mode"], attributes["intrusion"]) == ("away", True)
 
 
 async def test_unavailable_while_disconnected(

@@ -75,3 +75,49 @@ async def test_select_changes_the_service(
             blocking=True,
         )
     assert hass.states.get(KITCHEN).state == "high"
+
+
+KITCHEN_MODE = "select.kitchen_mode"
+
+
+async def test_mode_select(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Each source's mode is a control (not a setting hidden in configuration): it shows the
+    service's value, changes it there, follows changes made elsewhere, and says why it could
+    not change it."""
+    state = hass.states.get(KITCHEN_MODE)
+    assert state.state == "home"
+    assert state.attributes["options"] == ["home", "away", "night"]
+    entry = entity_registry.async_get(KITCHEN_MODE)
+    assert entry.entity_category is None
+    assert entry.translation_key == "mode"
+
+    await hass.services.async_call(
+        SELECT_DOMAIN,
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: KITCHEN_MODE, ATTR_OPTION: "away"},
+        blocking=True,
+    )
+    mock_client.update_source.assert_awaited_once_with("kitchen", mode="away")
+    assert hass.states.get(KITCHEN_MODE).state == "away"
+
+    kitchen = load_json("sources.json")["sources"][0]
+    await fake_service.send({"type": "source", "source": {**kitchen, "mode": "night"}})
+    await hass.async_block_till_done()
+    assert hass.states.get(KITCHEN_MODE).state == "night"
+
+    mock_client.update_source.side_effect = MidashengResponseError("the disk is full", 503)
+    with pytest.raises(HomeAssistantError, match="Could not change the mode") as err:
+        await hass.services.async_call(
+            SELECT_DOMAIN,
+            SERVICE_SELECT_OPTION,
+            {ATTR_ENTITY_ID: KITCHEN_MODE, ATTR_OPTION: "home"},
+            blocking=True,
+        )
+    assert err.value.translation_key == "mode_failed"
+    assert hass.states.get(KITCHEN_MODE).state == "night"

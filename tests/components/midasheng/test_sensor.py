@@ -114,3 +114,16 @@ async def test_sound_level_throttled(
     assert await level(-22.0) == "-20.0"  # small change, within the minute
     freezer.tick(timedelta(seconds=30))
     assert await level(-23.0) == "-23.0"  # the interval passed
+
+
+async def test_learned_hours(
+    hass: HomeAssistant, init_integration: MockConfigEntry, fake_service: FakeService
+) -> None:
+    """How much of the day the service has learned for a source, as it reports it."""
+    assert hass.states.get("sensor.kitchen_learned_hours").state == "0"
+    kitchen = load_json("sources.json")["sources"][0]
+    await fake_service.send({"type": "source", "source": {**kitchen, "learned_hours": 7}})
+    await hass.async_block_till_done()
+    state = hass.states.get("sensor.kitchen_learned_hours")
+    assert state.state == "7"
+    assert state.attributes["unit_of_measurement"] == "h"
