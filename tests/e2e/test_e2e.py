@@ -988,3 +988,122 @@ async def _full_disk_through_home_assistant(stack: Stack, tmp_path, disk) -> Non
         )
     finally:
         await stack.service.stop()
+
+
+# -- modes and unusual sounds ------------------------------------------------------------------
+
+
+def _night_model() -> bytes:
+    """What a bedroom usually hears at night, taught from two compressed nights, for every
+    hour (the test runs at whatever hour the clock says)."""
+    from devtools import household
+    from model_service.live import usual
+
+    model = usual.UsualModel()
+    night_start = 1_796_176_800.0  # a 03:00 UTC; the service's zone only moves the hour
+    for day in range(2):
+        for minute in range(60):
+            start = night_start + day * 86400 + minute * 60
+            model.step(household.hops(household.night_minute(minute, day=day), start))
+    model.step(household.hops(household.night_minute(0, day=5), night_start + 3 * 86400 + 3600))
+    learned = model.counts[time.localtime(night_start).tm_hour].copy()
+    for hour in range(24):
+        model.counts[hour] = learned
+    return model.to_bytes()
+
+
+async def test_night_in_away_mode_gives_one_unusual_sound_marked_as_intrusion(
+    stack: Stack,
+) -> None:
+    """A bedroom whose service learned its quiet nights; Home Assistant switches it to away
+    with the Mode select; two minutes of night with a door slammed in the middle give exactly
+    one unusual sound, shown on its binary sensor and fired as an intrusion on the event
+    entity, and nothing unusual before or after it."""
+    from model_service.live import usual
+
+    path = usual.model_path(stack.service.data_dir, "bedroom")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_night_model())
+    source = await stack.svc.create_push_source("Bedroom")
+    assert source["id"] == "bedroom"
+    assert source["mode"] == "home"
+    await stack.setup_integration()
+    async with stack.ha.websocket() as ws:
+        entities = await wait_source_entities(
+            ws, stack.service_id, source["id"], ("unusual_sound", "mode", "sound", "learned_hours")
+        )
+        learned = await stack.ha.state(entities["learned_hours"])
+        assert learned is not None and learned["state"] == "24"
+        await ws.call(
+            "call_service",
+            domain="select",
+            service="select_option",
+            service_data={"option": "away"},
+            target={"entity_id": entities["mode"]},
+        )
+        await wait_for(
+            lambda: _when(
+                stack.svc.request("GET", "/v1/sources/bedroom"), lambda s: s["mode"] == "away"
+            ),
+            "the service to switch the source to away",
+            timeout=10,
+        )
+        changes = await ws.subscribe_events("state_changed")
+
+        from devtools import household
+
+        night = np.concatenate([household.night_minute(m, day=7) for m in range(2)])
+        _place(night, synth.bang(3.0, at=0.5, peak_dbfs=-6.0, seed=5), 59.5)
+        pusher = LivePusher(
+            stack.service.url, stack.token, source["id"], to_pcm16(night), speed=8.0
+        )
+        pusher.start()
+        try:
+            await pusher.wait(timeout=60)
+        finally:
+            await pusher.stop()
+        # The rest of the night is analysed before the end of the odd sound is looked for.
+        await wait_for(
+            lambda: _when(
+                stack.svc.events(source="bedroom"),
+                lambda events: any(
+                    e["category"] == "unusual_sound" and e["end"] is not None for e in events
+                ),
+            ),
+            "the unusual sound to end on the service",
+            timeout=30,
+        )
+        await wait_state(
+            stack.ha,
+            entities["unusual_sound"],
+            lambda state: state is not None and state["state"] == "off",
+            "the unusual sound to end",
+            timeout=20,
+        )
+        await asyncio.sleep(1.0)
+        state_events = _drain(changes)
+
+    unusual = [
+        e for e in await stack.svc.events(source="bedroom") if e["category"] == "unusual_sound"
+    ]
+    assert len(unusual) == 1, unusual
+    assert (unusual[0]["mode"], unusual[0]["intrusion"]) == ("away", True)
+    ons = [
+        item
+        for item in state_events
+        if item["data"]["entity_id"] == entities["unusual_sound"]
+        and (item["data"].get("new_state") or {}).get("state") == "on"
+    ]
+    assert len(ons) == 1, ons
+    fired = [
+        (item["data"].get("new_state") or {}).get("attributes", {})
+        for item in state_events
+        if item["data"]["entity_id"] == entities["sound"]
+    ]
+    assert any(
+        a.get("event_type") == "unusual_sound" and a.get("intrusion") is True for a in fired
+    ), fired
+    REPORT.append(
+        "unusual sound: two minutes of a learned quiet night with a slam, pushed in away mode: "
+        "1 unusual_sound event (an intrusion), its binary sensor on once"
+    )
