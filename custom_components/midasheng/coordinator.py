@@ -641,6 +641,8 @@ class MidashengCoordinator:
                 "start": event.start.isoformat() if event.start else None,
                 "end": event.end.isoformat() if event.end else None,
                 "level_dbfs": event.level_dbfs,
+                "mode": event.mode,
+                "intrusion": event.intrusion,
                 "replay": replay,
             },
         )

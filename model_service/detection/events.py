@@ -243,9 +243,10 @@ def events_from_frames(
     duration: float,
     sensitivity: Sensitivity = Sensitivity.MEDIUM,
     gate_dbfs: float = -70.0,
+    mode: Mode = Mode.HOME,
 ) -> list[SoundEvent]:
     """Run a whole clip's frames (time, hop, level, detections) and return finished events."""
-    tracker = EventTracker(categories, sensitivity=sensitivity, gate_dbfs=gate_dbfs)
+    tracker = EventTracker(categories, sensitivity=sensitivity, gate_dbfs=gate_dbfs, mode=mode)
     finished: list[SoundEvent] = []
     for time, hop, level, detections in frames:
         finished.extend(

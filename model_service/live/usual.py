@@ -41,7 +41,7 @@ FLOOR_DB = -60.0  # quieter than this is never unusual, whatever the hour says
 HALF_LIFE = 14 * 3600.0  # seconds learned at one hour of the day: two weeks of days
 MIN_LEARNED = 1800.0  # seconds learned at an hour (neighbours count half) before it reports
 AGREE = 2  # levels that must be unusual at once
-FULL_SCORE_SURPRISE = 6.0  # surprisal (log10) scoring 1.0: 3.0 (one in 1000) scores 0.5
+FULL_SCORE_SURPRISE = 5.0  # surprisal (log10) scoring 1.0: 2.5 (one in 300) scores 0.5
 FORMAT_VERSION = 1
 
 _LOGGER = logging.getLogger(__name__)

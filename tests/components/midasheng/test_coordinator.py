@@ -89,6 +89,8 @@ async def test_event_start_and_end(
         "start": datetime.fromisoformat(RECORDED_START["start"]).isoformat(),
         "end": None,
         "level_dbfs": RECORDED_START["level_dbfs"],
+        "mode": "home",
+        "intrusion": False,
         "replay": False,
     }
 
