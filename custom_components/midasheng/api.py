@@ -93,6 +93,8 @@ WIRE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "Error": frozenset({"error"}),
     "WsEvent": frozenset({"type", "event", "replay"}),
     "WsSource": frozenset({"type", "source"}),
+    "Sound": frozenset({"id", "name", "examples", "ready"}),
+    "WsSounds": frozenset({"type", "sounds"}),
     "WsSourceRemoved": frozenset({"type", "source"}),
     "WsLevel": frozenset({"type", "source", "dbfs"}),
     "WsSubscribed": frozenset({"type", "last_seq"}),
@@ -494,6 +496,37 @@ class OverflowMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaughtSound:
+    """A sound taught to the service by example; sources detect it once it is `ready`."""
+
+    id: str
+    name: str
+    examples: int = 0
+    ready: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build from the wire format."""
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or data["id"]),
+            examples=int(data.get("examples") or 0),
+            ready=bool(data.get("ready", False)),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the wire format."""
+        return {"id": self.id, "name": self.name, "examples": self.examples, "ready": self.ready}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoundsMessage:
+    """The taught sounds changed (one was made, taught, renamed, cleared or deleted)."""
+
+    sounds: tuple[TaughtSound, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StorageMessage:
     """Whether the service can store events; when not, what is wrong (sent on subscribe and
     on every change). Events are delivered live either way."""
@@ -512,6 +545,7 @@ type WsMessage = (
     | ErrorMessage
     | OverflowMessage
     | StorageMessage
+    | SoundsMessage
 )
 
 
@@ -539,6 +573,10 @@ def parse_message(data: Mapping[str, Any]) -> WsMessage | None:
                 return ErrorMessage(error=str(data.get("error", "")))
             case "overflow":
                 return OverflowMessage()
+            case "sounds":
+                return SoundsMessage(
+                    sounds=tuple(TaughtSound.from_dict(sound) for sound in data["sounds"])
+                )
             case "storage":
                 storage = data["storage"]
                 return StorageMessage(
@@ -713,6 +751,33 @@ class MidashengClient:
     async def delete_source(self, source_id: str) -> None:
         """Stop and remove a source."""
         await self._request("DELETE", "sources", source_id)
+
+    async def sounds(self) -> list[TaughtSound]:
+        """Every taught sound."""
+        data = await self._request("GET", "sounds")
+        return [TaughtSound.from_dict(sound) for sound in data["sounds"]]
+
+    async def create_sound(self, name: str) -> TaughtSound:
+        """Make a sound to teach."""
+        return TaughtSound.from_dict(
+            await self._request("POST", "sounds", json_body={"name": name})
+        )
+
+    async def add_sound_example(self, sound_id: str, *, source: str, seconds: float) -> TaughtSound:
+        """Teach a sound the last `seconds` a source heard."""
+        return TaughtSound.from_dict(
+            await self._request(
+                "POST",
+                "sounds",
+                sound_id,
+                "examples",
+                json_body={"source": source, "seconds": seconds},
+            )
+        )
+
+    async def delete_sound(self, sound_id: str) -> None:
+        """Forget a taught sound."""
+        await self._request("DELETE", "sounds", sound_id)
 
     async def events(
         self,

@@ -28,6 +28,8 @@ EVENT_GESTURE: Final = "midasheng_gesture"
 GESTURE_MAX_AGE: Final = 10.0
 # The gestures this integration offers device triggers for (the service says which it hears).
 GESTURE_TYPES: Final = ("double_clap", "triple_clap", "double_snap")
+# The kind of category a sound taught by example is (`custom:<slug>`, named by the user).
+TAUGHT_KIND: Final = "taught"
 
 # Every category the service may offer, in the order entities are created.
 KNOWN_CATEGORIES: Final = (

@@ -29,11 +29,13 @@ from .api import (
     OverflowMessage,
     ServiceInfo,
     SoundEvent,
+    SoundsMessage,
     Source,
     SourceMessage,
     SourceRemovedMessage,
     StorageMessage,
     SubscribedMessage,
+    TaughtSound,
     WsMessage,
 )
 from .const import (
@@ -53,6 +55,7 @@ from .const import (
     SEEN_EVENTS_MAX,
     STORAGE_SAVE_DELAY,
     STORAGE_VERSION,
+    TAUGHT_KIND,
 )
 from .resume import ResumeState, Verdict
 from .subentries import SourceSubentries
@@ -560,7 +563,19 @@ class MidashengCoordinator:
                 self._overflowed = True
             case StorageMessage(ok=ok, problem=problem):
                 self._handle_storage(ok, problem)
+            case SoundsMessage(sounds=sounds):
+                self._handle_sounds(sounds)
         return False
+
+    @callback
+    def _handle_sounds(self, sounds: tuple[TaughtSound, ...]) -> None:
+        """Taught sounds are categories: when the ready ones change (taught, renamed,
+        cleared, deleted), the entry reloads so their sensors and event types follow."""
+        ready = {(sound.id, sound.name) for sound in sounds if sound.ready}
+        known = {(c.id, c.name) for c in self.info.categories if c.kind == TAUGHT_KIND}
+        if ready != known:
+            LOGGER.info("Taught sounds changed; reloading to show them")
+            self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
 
     @callback
     def _handle_event(self, event: SoundEvent, *, replay: bool) -> None:

@@ -32,6 +32,8 @@ SERVICE_DESCRIBE = "describe"
 SERVICE_ASK = "ask"
 SERVICE_TRANSCRIBE = "transcribe"
 SERVICE_RECENT_EVENTS = "recent_events"
+SERVICE_TEACH_SOUND = "teach_sound"
+SERVICE_FORGET_SOUND = "forget_sound"
 
 ATTR_SOURCE = "source"
 ATTR_EVENT = "event"
@@ -43,6 +45,8 @@ ATTR_LANGUAGE = "language"
 ATTR_CATEGORY = "category"
 ATTR_SINCE = "since"
 ATTR_LIMIT = "limit"
+ATTR_NAME = "name"
+ATTR_SOUND = "sound"
 
 MEDIA_SOURCE_PREFIX = "media-source://media_source/"
 # Uploads larger than this are refused before reading them (the service's default limit).
@@ -78,6 +82,19 @@ RECENT_EVENTS_SCHEMA = vol.Schema(
         vol.Optional(ATTR_LIMIT, default=20): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
     }
 )
+
+
+TEACH_SOUND_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_NAME): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=100)),
+        vol.Required(ATTR_SOURCE): cv.string,
+        vol.Optional(ATTR_SECONDS, default=5.0): vol.All(
+            vol.Coerce(float), vol.Range(min=0.5, max=10)
+        ),
+    }
+)
+FORGET_SOUND_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_SOUND): cv.string})
 
 
 def _error(key: str, **placeholders: Any) -> ServiceValidationError:
@@ -274,6 +291,51 @@ async def _async_recent_events(hass: HomeAssistant, call: ServiceCall) -> Servic
     return {"events": [found.as_dict() for found in events[:limit]]}
 
 
+async def _async_teach_sound(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """ "That was it": the source's last seconds become one more example of the named sound
+    (made the first time); from three examples on the service detects it."""
+    entry = _entry(hass, call)
+    source = call.data[ATTR_SOURCE]
+    if source not in entry.runtime_data.coordinator.sources:
+        raise _error("unknown_source", source=source)
+    name: str = call.data[ATTR_NAME]
+    client = entry.runtime_data.client
+    try:
+        sound = next(
+            (s for s in await client.sounds() if s.name.casefold() == name.casefold()), None
+        )
+        if sound is None:
+            sound = await client.create_sound(name)
+        sound = await client.add_sound_example(
+            sound.id, source=source, seconds=call.data[ATTR_SECONDS]
+        )
+    except MidashengError as err:
+        raise _map_error(err, entry) from err
+    return sound.as_dict()
+
+
+async def _async_forget_sound(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Forget a taught sound, by its name or id."""
+    entry = _entry(hass, call)
+    wanted: str = call.data[ATTR_SOUND]
+    client = entry.runtime_data.client
+    try:
+        sound = next(
+            (
+                s
+                for s in await client.sounds()
+                if s.id == wanted or s.name.casefold() == wanted.casefold()
+            ),
+            None,
+        )
+        if sound is None:
+            raise _error("unknown_sound", sound=wanted)
+        await client.delete_sound(sound.id)
+    except MidashengError as err:
+        raise _map_error(err, entry) from err
+    return {"id": sound.id, "name": sound.name}
+
+
 type Handler = Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]
 
 SERVICES: dict[
@@ -283,6 +345,13 @@ SERVICES: dict[
     SERVICE_ASK: (ASK_SCHEMA, _async_ask),
     SERVICE_TRANSCRIBE: (TRANSCRIBE_SCHEMA, _async_transcribe),
     SERVICE_RECENT_EVENTS: (RECENT_EVENTS_SCHEMA, _async_recent_events),
+}
+# Actions that change something: a response is there for whoever wants it.
+CHANGING: dict[
+    str, tuple[vol.Schema, Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]]
+] = {
+    SERVICE_TEACH_SOUND: (TEACH_SOUND_SCHEMA, _async_teach_sound),
+    SERVICE_FORGET_SOUND: (FORGET_SOUND_SCHEMA, _async_forget_sound),
 }
 
 
@@ -295,4 +364,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
         hass.services.async_register(
             DOMAIN, name, service, schema=schema, supports_response=SupportsResponse.ONLY
+        )
+    for name, (schema, handler) in CHANGING.items():
+
+        async def changing(call: ServiceCall, handler: Handler = handler) -> ServiceResponse:
+            response = await handler(hass, call)
+            return response if call.return_response else None
+
+        hass.services.async_register(
+            DOMAIN, name, changing, schema=schema, supports_response=SupportsResponse.OPTIONAL
         )

@@ -19,6 +19,7 @@ from model_service.api.common import (
     GUARD_KEY,
     SERVICE_KEY,
     STORE_KEY,
+    STREAMS_KEY,
     UPLOAD_ROUTES,
     Admission,
     expect_upload,
@@ -29,6 +30,7 @@ from model_service.api.connections import ConnectionGuard, connection_limit
 from model_service.api.live import setup_live
 from model_service.api.lm import setup_lm
 from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
+from model_service.api.sounds import setup_sounds
 from model_service.config import is_loopback
 from model_service.detection.service import Service
 from model_service.live.runtime import LIVE_CATEGORIES
@@ -224,7 +226,12 @@ def info_payload(service: Service) -> dict[str, object]:
 
 async def info(request: web.Request) -> web.Response:
     """What the service is, which categories it detects and which models are loaded."""
-    return web.json_response(info_payload(request.app[SERVICE_KEY]))
+    payload = info_payload(request.app[SERVICE_KEY])
+    streams = request.app.get(STREAMS_KEY)
+    if streams is not None:
+        # Taught sounds are categories too, once they have enough examples.
+        payload["categories"] = [*payload["categories"], *streams.sounds.categories()]  # type: ignore[misc]
+    return web.json_response(payload)
 
 
 async def classify(request: web.Request) -> web.Response:
@@ -295,6 +302,7 @@ def create_app(service: Service) -> web.Application:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     setup_live(app)
+    setup_sounds(app)
     setup_lm(app)
     setup_asr(app)
     return app

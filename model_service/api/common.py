@@ -23,7 +23,9 @@ GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
 
 
 # The routes whose requests carry audio to decode and run through a model.
-UPLOAD_ROUTES = frozenset({"/v1/classify", "/v1/transcribe", "/v1/describe", "/v1/ask"})
+UPLOAD_ROUTES = frozenset(
+    {"/v1/classify", "/v1/transcribe", "/v1/describe", "/v1/ask", "/v1/sounds/{id}/examples"}
+)
 
 
 class Admission:

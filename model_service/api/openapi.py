@@ -210,6 +210,129 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/v1/sounds": {
+        "get": {
+            "summary": "List taught sounds",
+            "responses": {
+                "200": _json(_object({"sounds": {"type": "array", "items": _ref("Sound")}}))
+            },
+        },
+        "post": {
+            "summary": "Make a sound to teach by example",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": _NAME},
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(_ref("Sound"), "Created"),
+                "400": _err("Bad body"),
+                **_BROWSER_REFUSED,
+                "409": _err("There are already 32 taught sounds"),
+                "415": _err("The body is not sent as application/json"),
+                **_UNSAVED,
+            },
+        },
+    },
+    "/v1/sounds/{id}": {
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "patch": {
+            "summary": "Rename a taught sound",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": _NAME},
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("Sound")),
+                "400": _err("Bad body"),
+                **_BROWSER_REFUSED,
+                "404": _err("No such taught sound"),
+                "415": _err("The body is not sent as application/json"),
+                **_UNSAVED,
+            },
+        },
+        "delete": {
+            "summary": "Forget a taught sound and its examples",
+            "responses": {
+                "204": {"description": "Deleted"},
+                **_BROWSER_REFUSED,
+                "404": _err("No such taught sound"),
+                **_UNSAVED,
+            },
+        },
+    },
+    "/v1/sounds/{id}/examples": {
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "post": {
+            "summary": "Teach a sound one more example (a source's last seconds, an event's "
+            "clip, or an uploaded file)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "source": {"type": "string", "description": "live source id"},
+                                "seconds": {
+                                    "type": "number",
+                                    "minimum": 0.2,
+                                    "maximum": 10,
+                                    "description": "its last N seconds (default 5)",
+                                },
+                                "event": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "description": "a stored event's seq",
+                                },
+                            },
+                            "additionalProperties": False,
+                        }
+                    },
+                    **_AUDIO_CONTENT,
+                },
+            },
+            "responses": {
+                "201": _json(_ref("Sound"), "Taught"),
+                "400": _err("Bad body, undecodable audio, or an example that cannot be used"),
+                **_BROWSER_REFUSED,
+                "404": _err("No such taught sound, live source or event clip"),
+                "409": _err("The sound has 10 examples, or the source has no audio yet"),
+                "413": _err("Upload over the size limit"),
+                **_UNSAVED,
+            },
+        },
+        "delete": {
+            "summary": "Forget a sound's examples, to teach it again",
+            "responses": {
+                "200": _json(_ref("Sound")),
+                **_BROWSER_REFUSED,
+                "404": _err("No such taught sound"),
+                **_UNSAVED,
+            },
+        },
+    },
     "/v1/sources": {
         "get": {
             "summary": "List live sources",
@@ -448,10 +571,11 @@ SCHEMAS: dict[str, Any] = {
             "labels": {"type": "array", "items": {"type": "string"}},
             "kind": {
                 "type": "string",
-                "enum": ["sound", "gesture"],
+                "enum": ["sound", "gesture", "taught"],
                 "description": "sound: heard while it lasts (an event with a start and an "
                 "end); gesture: a sound pattern made on purpose (double_clap, triple_clap, "
-                "double_snap), a momentary trigger",
+                "double_snap), a momentary trigger; taught: a sound taught by example "
+                "(custom:<slug>), heard while it lasts",
             },
         }
     ),
@@ -551,6 +675,17 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
     },
     "Source": _SOURCE,
+    "Sound": _object(
+        {
+            "id": {"type": "string", "description": "the category id: custom:<slug>"},
+            "name": {"type": "string"},
+            "examples": {"type": "integer", "minimum": 0, "maximum": 10},
+            "ready": {
+                "type": "boolean",
+                "description": "taught with at least 3 examples: sources detect it",
+            },
+        }
+    ),
     "Event": _EVENT,
     "EventPage": _object(
         {
@@ -595,6 +730,9 @@ SCHEMAS: dict[str, Any] = {
         optional=("replay",),
     ),
     "WsSource": _object({"type": {"const": "source"}, "source": _ref("Source")}),
+    "WsSounds": _object(
+        {"type": {"const": "sounds"}, "sounds": {"type": "array", "items": _ref("Sound")}}
+    ),
     "WsSourceRemoved": _object(
         {"type": {"const": "source_removed"}, "source": _object({"id": {"type": "string"}})}
     ),
@@ -614,6 +752,7 @@ SCHEMAS: dict[str, Any] = {
         "oneOf": [
             _ref("WsEvent"),
             _ref("WsSource"),
+            _ref("WsSounds"),
             _ref("WsSourceRemoved"),
             _ref("WsLevel"),
             _ref("WsSubscribed"),

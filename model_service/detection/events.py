@@ -155,6 +155,19 @@ class EventTracker:
             self.mode = mode
         self._params = {c: self._params_for(c) for c in self._params}
 
+    def set_categories(self, categories: Iterable[str]) -> list[EventUpdate]:
+        """Follow a changed category list (taught sounds come and go): new categories start
+        from the next frame; events of removed ones end now (their end updates)."""
+        wanted = list(categories)
+        updates = [
+            EventUpdate("end", self._snapshot(c, t, end=t.last_heard))
+            for c, t in self._tracks.items()
+            if c not in wanted and t.active
+        ]
+        self._tracks = {c: t for c, t in self._tracks.items() if c in wanted}
+        self._params = {c: self._params.get(c) or self._params_for(c) for c in wanted}
+        return updates
+
     @property
     def ongoing(self) -> list[SoundEvent]:
         """Events that have started and not yet ended."""

@@ -14,6 +14,7 @@ from model_service.arrays import Array
 from model_service.detection.service import Service
 from model_service.live.hub import Hub
 from model_service.live.runtime import SourceRuntime
+from model_service.live.sounds import SoundBook
 from model_service.live.sources import (
     SourceError,
     SourceSpec,
@@ -68,12 +69,14 @@ class StreamManager:
         self._lock = asyncio.Lock()
         self._prune_task: asyncio.Task[None] | None = None
         self._storage_problem = False
+        self.sounds = SoundBook(self.store.data_dir, on_change=self._on_sounds)
 
     # -- start / stop --------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the store, close events a crash left open, start config and saved sources."""
         await self.store.open()
+        await self.sounds.load()
         metrics.WS_QUEUE_DEPTH.set_function(self.hub.queued)
         metrics.WS_QUEUE_BYTES.set_function(self.hub.queued_bytes)
         closed = await self.store.close_open_events()
@@ -171,6 +174,12 @@ class StreamManager:
             _LOGGER.error("Storage problem: %s", status["problem"])
         self._storage_problem = not status["ok"]
         self.hub.publish({"type": "storage", "storage": status})
+
+    def _on_sounds(self) -> None:
+        # Every source detects the ready sounds from its next hop on.
+        for runtime in list(self.sources.values()):
+            asyncio.get_running_loop().create_task(runtime.refresh_categories())
+        self.hub.publish({"type": "sounds", "sounds": self.sounds.list()})
 
     def _on_stored(self, event: StoredEvent) -> None:
         # On the loop, in rev order (see EventStore._notify).

@@ -20,6 +20,7 @@ from model_service.detection.events import EventTracker, EventUpdate, dbfs
 from model_service.detection.service import Service
 from model_service.live import usual
 from model_service.live.hub import RING_SECONDS, Hub, RingBuffer
+from model_service.live.sounds import SoundBook
 from model_service.live.sources import (
     Backoff,
     FfmpegRunner,
@@ -59,6 +60,7 @@ class RuntimeContext(Protocol):
     service: Service
     hub: Hub
     store: EventStore
+    sounds: SoundBook
     read_timeout: float
     backoff_max: float
 
@@ -153,11 +155,24 @@ class SourceRuntime:
 
     def _new_tracker(self) -> EventTracker:
         return EventTracker(
-            (*self.manager.service.tagger.info.categories, *LIVE_CATEGORIES),
+            self.categories(),
             sensitivity=self.sensitivity,
             gate_dbfs=self.manager.service.config.gate_dbfs,
             mode=self.mode,
         )
+
+    def categories(self) -> list[str]:
+        """What this source detects: the tagger's categories, unusual sounds, taught sounds."""
+        return [
+            *self.manager.service.tagger.info.categories,
+            *LIVE_CATEGORIES,
+            *(s.id for s in self.manager.sounds.ready()),
+        ]
+
+    async def refresh_categories(self) -> None:
+        """Taught sounds changed: detect the ready ones from the next hop on."""
+        for update in self.tracker.set_categories(self.categories()):
+            await self._handle(update)
 
     def _publish_metrics(self) -> None:
         for state in STATES:
@@ -339,11 +354,16 @@ class SourceRuntime:
             )
             previous = end
         unusual = await self._unusual(hops)
+        taught = await self._taught(ends)
         previous = self.processed
-        for end, (_, new), found, score in zip(ends, hops, results, unusual, strict=True):
+        for end, (_, new), found, score, heard in zip(
+            ends, hops, results, unusual, taught, strict=True
+        ):
             detections = found
-            if score > 0:
-                detections = {**found, "unusual_sound": Detection(score, UNUSUAL_LABEL)}
+            if score > 0 or heard:
+                detections = {**found, **heard}
+                if score > 0:
+                    detections["unusual_sound"] = Detection(score, UNUSUAL_LABEL)
             level = dbfs(new)
             updates = self.tracker.update(
                 end / SAMPLE_RATE, (end - previous) / SAMPLE_RATE, level, detections
@@ -373,6 +393,37 @@ class SourceRuntime:
             self._learned_hours = hours
             self.manager.hub.publish({"type": "source", "source": self.as_dict()})
         return scores
+
+    async def _taught(self, ends: list[int]) -> list[dict[str, Detection]]:
+        """Scores of the taught sounds for matches ending in each hop (in a thread)."""
+        book = self.manager.sounds
+        window = book.window_seconds()
+        if not window:
+            return [{} for _ in ends]
+        need = round(window * SAMPLE_RATE)
+        pieces = [
+            (self.ring.read_float(max(self.ring.oldest, end - need), end), end - start)
+            for end, start in zip(ends, [self.processed, *ends[:-1]], strict=True)
+        ]
+
+        def score_all() -> list[dict[str, Detection]]:
+            out = []
+            for audio, new in pieces:
+                scores = book.score(audio, new / SAMPLE_RATE)
+                out.append(
+                    {
+                        cid: Detection(score, name, onset=began)
+                        for cid, (score, name, began) in scores.items()
+                        if score > 0
+                    }
+                )
+            return out
+
+        try:
+            return await asyncio.to_thread(score_all)
+        except Exception:
+            _LOGGER.exception("Matching taught sounds on %s failed", self.id)
+            return [{} for _ in ends]
 
     def _publish_level(self) -> None:
         if self.level is None:

@@ -1107,3 +1107,77 @@ async def test_night_in_away_mode_gives_one_unusual_sound_marked_as_intrusion(
         "unusual sound: two minutes of a learned quiet night with a slam, pushed in away mode: "
         "1 unusual_sound event (an intrusion), its binary sensor on once"
     )
+
+
+# -- sounds taught by example ------------------------------------------------------------------
+
+
+async def test_a_sound_taught_from_three_rings_is_heard_on_the_fourth(stack: Stack) -> None:
+    """A doorbell chime rings three times at a source; after each, Home Assistant's
+    `midasheng.teach_sound` takes "that was it" (the source's last seconds). The entry reloads
+    with the taught sound as a category; the fourth ring turns its own binary sensor on."""
+    from devtools import taught_sounds
+
+    source = await stack.svc.create_push_source("Porch")
+    await stack.setup_integration()
+    rng = np.random.default_rng(11)
+    rings = [taught_sounds.play("doorbell westminster", rng)[0] for _ in range(4)]
+    async with stack.ha.websocket() as ws:
+        await wait_source_entities(ws, stack.service_id, source["id"], ("sound",))
+        for i, ring in enumerate(rings[:3], start=1):
+            pusher = LivePusher(
+                stack.service.url, stack.token, source["id"], to_pcm16(ring), speed=4.0
+            )
+            pusher.start()
+            try:
+                await pusher.wait(timeout=30)
+            finally:
+                await pusher.stop()
+            answer = await ws.call(
+                "call_service",
+                domain="midasheng",
+                service="teach_sound",
+                service_data={
+                    "name": "Front door chime",
+                    "source": source["id"],
+                    "seconds": ring.size / RATE,
+                },
+                return_response=True,
+            )
+            assert answer["response"]["examples"] == i, answer
+        assert answer["response"]["ready"] is True
+        entities = await wait_source_entities(
+            ws, stack.service_id, source["id"], ("custom:front_door_chime",), timeout=60
+        )
+        sensor = entities["custom:front_door_chime"]
+        changes = await ws.subscribe_events("state_changed")
+        quiet = _scene(2.0, seed=4)
+        fourth = np.concatenate([quiet, rings[3] + _scene(rings[3].size / RATE, seed=5), quiet])
+        pusher = LivePusher(
+            stack.service.url, stack.token, source["id"], to_pcm16(fourth), speed=2.0
+        )
+        pusher.start()
+        try:
+            await pusher.wait(timeout=30)
+        finally:
+            await pusher.stop()
+
+        async def turned_on() -> bool:
+            return any(
+                item["data"]["entity_id"] == sensor
+                and (item["data"].get("new_state") or {}).get("state") == "on"
+                for item in changes_seen
+            )
+
+        changes_seen: list[dict[str, Any]] = []
+
+        async def check() -> bool | None:
+            changes_seen.extend(_drain(changes))
+            return await turned_on() or None
+
+        await wait_for(check, "the taught sound's binary sensor to turn on", timeout=20)
+    state = await stack.ha.state(sensor)
+    assert state is not None and state["attributes"]["friendly_name"] == "Porch Front door chime"
+    REPORT.append(
+        "taught sound: three rings taught through teach_sound, the fourth turned its sensor on"
+    )

@@ -66,5 +66,5 @@ async def test_schemathesis_finds_no_server_error_or_contract_break(tmp_path: Pa
         status = await service.stop()
     report = run.stdout[-12000:] + run.stderr[-3000:]
     assert run.returncode == 0, report
-    assert "API Operations:" in run.stdout and "Tested: 15" in run.stdout, report
+    assert "API Operations:" in run.stdout and "Tested: 21" in run.stdout, report
     assert status == 0, service.log_tail()

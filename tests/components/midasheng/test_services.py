@@ -235,3 +235,65 @@ async def test_media_resolved_by_the_media_source_integration(
         with pytest.raises(ServiceValidationError) as err:
             await call(hass, "describe", media=refused)
         assert err.value.translation_key in ("unsupported_media", "file_unreadable"), refused
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_teach_and_forget_a_sound(hass: HomeAssistant, mock_client: MagicMock) -> None:
+    """ "That was it": the first call makes the sound, each call adds the source's last
+    seconds as an example; forgetting finds it by name or id. Unknown sources and sounds,
+    and service errors, say so."""
+    from custom_components.midasheng.api import TaughtSound
+
+    taught: dict[str, TaughtSound] = {}
+
+    async def create_sound(name: str) -> TaughtSound:
+        taught[name] = TaughtSound(id=f"custom:{name.lower()}", name=name)
+        return taught[name]
+
+    async def add_example(sound_id: str, *, source: str, seconds: float) -> TaughtSound:
+        sound = next(s for s in taught.values() if s.id == sound_id)
+        examples = sound.examples + 1
+        taught[sound.name] = TaughtSound(
+            id=sound.id, name=sound.name, examples=examples, ready=examples >= 3
+        )
+        return taught[sound.name]
+
+    mock_client.sounds.side_effect = lambda: list(taught.values())
+    mock_client.create_sound.side_effect = create_sound
+    mock_client.add_sound_example.side_effect = add_example
+
+    for examples in (1, 2, 3):
+        answer = await call(hass, "teach_sound", name="Doorbell", source="hall", seconds=4)
+        assert answer == {
+            "id": "custom:doorbell",
+            "name": "Doorbell",
+            "examples": examples,
+            "ready": examples == 3,
+        }
+    mock_client.create_sound.assert_awaited_once_with("Doorbell")
+    mock_client.add_sound_example.assert_awaited_with("custom:doorbell", source="hall", seconds=4.0)
+    # Without asking for a response, the action still teaches.
+    await hass.services.async_call(
+        DOMAIN, "teach_sound", {"name": "doorbell", "source": "hall"}, blocking=True
+    )
+    mock_client.add_sound_example.assert_awaited_with("custom:doorbell", source="hall", seconds=5.0)
+
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "teach_sound", name="Doorbell", source="garage")
+    assert err.value.translation_key == "unknown_source"
+    with pytest.raises(vol.Invalid):
+        await call(hass, "teach_sound", name="Doorbell", source="hall", seconds=60)
+
+    assert await call(hass, "forget_sound", sound="DOORBELL") == {
+        "id": "custom:doorbell",
+        "name": "Doorbell",
+    }
+    mock_client.delete_sound.assert_awaited_once_with("custom:doorbell")
+    taught.clear()
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "forget_sound", sound="Doorbell")
+    assert err.value.translation_key == "unknown_sound"
+    mock_client.sounds.side_effect = MidashengConnectionError("down")
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "teach_sound", name="Doorbell", source="hall")
+    assert err.value.translation_key == "service_unavailable"
