@@ -140,8 +140,8 @@ def end_costs(templates: Sequence[Template], query: Array) -> Array:
         t = template.frames.shape[0]
         too_long[k] = q < (t + 1) // 2
         cost[k, longest - t :] = (1.0 - template.frames @ query.T) * template.weights[:, None]
-    prev2 = np.full((n, q), np.inf)
-    prev = cost[:, 0].copy()  # a match may start at any query frame
+    prev2: Array = np.full((n, q), np.inf)
+    prev: Array = cost[:, 0].copy()  # a match may start at any query frame
     for i in range(1, longest):
         best = np.full((n, q), np.inf)
         best[:, 1:] = prev[:, :-1]  # (1,1)

@@ -779,6 +779,16 @@ class MidashengClient:
         """Forget a taught sound."""
         await self._request("DELETE", "sounds", sound_id)
 
+    async def rename_sound(self, sound_id: str, name: str) -> TaughtSound:
+        """Rename a taught sound (its id stays)."""
+        return TaughtSound.from_dict(
+            await self._request("PATCH", "sounds", sound_id, json_body={"name": name})
+        )
+
+    async def clear_sound_examples(self, sound_id: str) -> TaughtSound:
+        """Forget a taught sound's examples, to teach it again."""
+        return TaughtSound.from_dict(await self._request("DELETE", "sounds", sound_id, "examples"))
+
     async def events(
         self,
         *,

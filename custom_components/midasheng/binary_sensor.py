@@ -14,7 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_CATEGORIES
+from .const import CONF_CATEGORIES, TAUGHT_KIND
 from .coordinator import MidashengConfigEntry, SourceUpdate, UpdateKind
 from .entity import MidashengEntity, async_add_source_entities
 
@@ -72,7 +72,8 @@ def watched_descriptions(
             key=category.id, name=category.name, device_class=BinarySensorDeviceClass.SOUND
         )
         for category in info.categories
-        if category.id in watched
+        # A taught sound is always watched: teaching it asked for its sensor.
+        if category.id in watched or category.kind == TAUGHT_KIND
     ]
 
 

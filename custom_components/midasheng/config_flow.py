@@ -63,8 +63,13 @@ from .const import (
     DOMAIN,
     LOGGER,
     SUBENTRY_SOURCE,
+    TAUGHT_KIND,
 )
 from .coordinator import MidashengConfigEntry
+
+CONF_SOUND = "sound"
+CONF_SOUND_ACTION = "action"
+SOUND_ACTIONS = ("rename", "teach_again", "delete")
 
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
@@ -315,16 +320,87 @@ class MidashengOptionsFlow(_OptionsFlow):
         return entry
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the categories to watch, the sensitivity and the repair delay."""
+        """Settings, or the sounds taught by example."""
         if self._entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="not_loaded")
+        return self.async_show_menu(step_id="init", menu_options=["settings", "sounds"])
+
+    async def async_step_sounds(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Rename a taught sound, teach it again (its examples are forgotten) or delete it.
+
+        Teaching happens where the sound is heard: the action `midasheng.teach_sound`."""
+        client = self._entry.runtime_data.client
+        errors: dict[str, str] = {}
+        try:
+            sounds = await client.sounds()
+        except MidashengError as err:
+            LOGGER.debug("Cannot list the taught sounds: %s", err)
+            return self.async_abort(reason="cannot_connect")
+        if not sounds:
+            return self.async_abort(reason="no_sounds")
+        if user_input is not None:
+            sound_id = user_input[CONF_SOUND]
+            action = user_input[CONF_SOUND_ACTION]
+            name = str(user_input.get(CONF_NAME) or "").strip()
+            if sound_id not in {s.id for s in sounds}:
+                errors[CONF_SOUND] = "unknown_sound"
+            elif action == "rename" and not name:
+                errors[CONF_NAME] = "name_required"
+            else:
+                try:
+                    if action == "rename":
+                        await client.rename_sound(sound_id, name)
+                    elif action == "teach_again":
+                        await client.clear_sound_examples(sound_id)
+                    else:
+                        await client.delete_sound(sound_id)
+                except MidashengError as err:
+                    LOGGER.debug("Changing taught sound %s failed: %s", sound_id, err)
+                    errors["base"] = "cannot_connect"
+                else:
+                    # Nothing of the entry's options changed; the service announces the
+                    # change and the entry follows it.
+                    return self.async_create_entry(data=dict(self._entry.options))
+        return self.async_show_form(
+            step_id="sounds",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_SOUND): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(value=s.id, label=f"{s.name} ({s.examples}/3+)")
+                                for s in sounds
+                            ],
+                            mode=SelectSelectorMode.LIST,
+                        )
+                    ),
+                    vol.Required(CONF_SOUND_ACTION, default="rename"): SelectSelector(
+                        SelectSelectorConfig(
+                            options=list(SOUND_ACTIONS),
+                            mode=SelectSelectorMode.LIST,
+                            translation_key="sound_action",
+                        )
+                    ),
+                    vol.Optional(CONF_NAME): TextSelector(),
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_settings(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the categories to watch, the sensitivity and the repair delay."""
         if user_input is not None:
             return self.async_create_entry(data={**self._entry.options, **user_input})
 
         info = self._entry.runtime_data.coordinator.info
         options = self._entry.options
+        # Taught sounds are always watched: teaching one is asking for its sensor.
+        offered = [c for c in info.categories if c.kind != TAUGHT_KIND]
+        offered_ids = {c.id for c in offered}
         return self.async_show_form(
-            step_id="init",
+            step_id="settings",
             data_schema=vol.Schema(
                 {
                     vol.Required(
@@ -332,13 +408,13 @@ class MidashengOptionsFlow(_OptionsFlow):
                         default=[
                             category
                             for category in options.get(CONF_CATEGORIES, info.category_ids)
-                            if category in info.category_ids
+                            if category in offered_ids
                         ],
                     ): SelectSelector(
                         SelectSelectorConfig(
                             options=[
                                 SelectOptionDict(value=category.id, label=category.name)
-                                for category in info.categories
+                                for category in offered
                             ],
                             multiple=True,
                             mode=SelectSelectorMode.LIST,

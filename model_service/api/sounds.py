@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-import numpy as np
 
 from model_service import audio
 from model_service.api.common import (
@@ -18,6 +17,7 @@ from model_service.api.common import (
     loads_json,
     read_audio_body,
 )
+from model_service.arrays import Array
 from model_service.live.sounds import SoundBook, SoundConflictError, SoundError
 from model_service.live.store import StoreError
 from model_service.taught import MAX_SECONDS
@@ -58,7 +58,7 @@ def _refusal(err: SoundError) -> web.Response:
 
 async def list_sounds(request: web.Request) -> web.Response:
     """Every taught sound."""
-    return web.json_response({"sounds": _book(request).list()})
+    return web.json_response({"sounds": _book(request).describe()})
 
 
 async def create_sound(request: web.Request) -> web.Response:
@@ -111,7 +111,7 @@ async def clear_examples(request: web.Request) -> web.Response:
     return web.json_response(sound.as_dict())
 
 
-async def _example_from_json(request: web.Request, body: Any) -> np.ndarray | web.Response:
+async def _example_from_json(request: web.Request, body: Any) -> Array | web.Response:
     """`{"source": id, "seconds": s}` (that source's latest audio) or `{"event": seq}` (the
     event's stored clip)."""
     if not isinstance(body, dict) or not body:

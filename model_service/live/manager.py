@@ -179,7 +179,7 @@ class StreamManager:
         # Every source detects the ready sounds from its next hop on.
         for runtime in list(self.sources.values()):
             asyncio.get_running_loop().create_task(runtime.refresh_categories())
-        self.hub.publish({"type": "sounds", "sounds": self.sounds.list()})
+        self.hub.publish({"type": "sounds", "sounds": self.sounds.describe()})
 
     def _on_stored(self, event: StoredEvent) -> None:
         # On the loop, in rev order (see EventStore._notify).

@@ -136,7 +136,7 @@ class SoundBook:
             found[sound.slug] = sound
         return found
 
-    def list(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         """Every sound's wire form, by name."""
         return [s.as_dict() for s in sorted(self.sounds.values(), key=lambda s: s.name.lower())]
 

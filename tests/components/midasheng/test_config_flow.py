@@ -333,8 +333,13 @@ async def test_options_settings(
     from Home Assistant; the sources the service has keep their own."""
     assert hass.states.get("binary_sensor.kitchen_cough")
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["settings", "sounds"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
+    assert result["step_id"] == "settings"
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -609,3 +614,60 @@ async def test_zeroconf_never_downgrades_a_configured_url(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert entry.data[CONF_URL] == expected
+
+
+async def _open_sounds(hass: HomeAssistant, entry: MockConfigEntry) -> dict:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "sounds"}
+    )
+
+
+async def test_options_manage_taught_sounds(
+    hass: HomeAssistant, init_integration: MockConfigEntry, mock_client: MagicMock
+) -> None:
+    """The options list the taught sounds: rename one, teach one again, delete one; the
+    entry's own options do not change. Errors keep the form; no sounds or no service abort."""
+    from custom_components.midasheng.api import TaughtSound
+
+    chime = TaughtSound(id="custom:chime", name="Chime", examples=4, ready=True)
+    mock_client.sounds.return_value = [chime]
+    mock_client.rename_sound.return_value = chime
+    options = dict(init_integration.options)
+
+    result = await _open_sounds(hass, init_integration)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "sounds"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"sound": "custom:chime", "action": "rename"}
+    )
+    assert result["errors"] == {"name": "name_required"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"sound": "custom:chime", "action": "rename", "name": " Doorbell "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    mock_client.rename_sound.assert_awaited_once_with("custom:chime", "Doorbell")
+    assert dict(init_integration.options) == options
+
+    for action, method in (("teach_again", "clear_sound_examples"), ("delete", "delete_sound")):
+        result = await _open_sounds(hass, init_integration)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"sound": "custom:chime", "action": action}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        getattr(mock_client, method).assert_awaited_once_with("custom:chime")
+
+    result = await _open_sounds(hass, init_integration)
+    mock_client.delete_sound.side_effect = MidashengConnectionError("down")
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"sound": "custom:chime", "action": "delete"}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    mock_client.sounds.return_value = []
+    result = await _open_sounds(hass, init_integration)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_sounds"
+    mock_client.sounds.side_effect = MidashengConnectionError("down")
+    result = await _open_sounds(hass, init_integration)
+    assert result["reason"] == "cannot_connect"
