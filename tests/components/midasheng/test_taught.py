@@ -68,3 +68,31 @@ async def test_a_sound_still_being_taught_changes_nothing(
     await hass.async_block_till_done()
     assert mock_client.info.await_count == setups
     assert hass.states.get("binary_sensor.hall_front_door_chime") is None
+
+
+async def test_a_taught_sound_is_watched_whatever_the_options(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    mock_client: MagicMock,
+    fake_service: FakeService,
+) -> None:
+    """Options that watch only some sounds (chosen before the sound was taught) still give
+    the taught sound its sensor: teaching it asked for one."""
+    from custom_components.midasheng.const import CONF_CATEGORIES
+
+    info = load_json("info.json")
+    mock_client.info.return_value = ServiceInfo.from_dict(
+        {**info, "categories": [*info["categories"], {**CHIME, "labels": [], "kind": "taught"}]}
+    )
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={CONF_CATEGORIES: ["smoke_alarm"]}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(1)
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    assert hass.states.get("binary_sensor.hall_smoke_alarm") is not None
+    assert hass.states.get("binary_sensor.hall_cough") is None
+    assert hass.states.get("binary_sensor.hall_front_door_chime") is not None
