@@ -727,7 +727,7 @@ async def test_deaf_sources_are_unavailable_and_repaired(stack: Stack) -> None:
     repair_after = 5.0
     done = await stack.ha.options_flow(
         entry["entry_id"],
-        "init",
+        "settings",
         {
             "categories": ["smoke_alarm", "co_alarm"],
             "sensitivity": "medium",
