@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import subprocess
 import sys
 import time
 
@@ -28,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools import synth
+from devtools.build_recordings import decode
 from devtools.scoring import frames_for_clip
 from model_service.categories import GESTURE_IDS
 from model_service.detection.events import events_from_frames
@@ -44,16 +44,6 @@ def gestures_in(tagger: BuiltinTagger, audio: np.ndarray, key: str) -> list[str]
     found = events_from_frames(frames, tagger.info.categories, duration=audio.size / SAMPLE_RATE)
     tagger.forget(key)
     return [e.category for e in found if e.category in GESTURE_IDS]
-
-
-def decode(path: Path) -> np.ndarray:
-    """A recording as 16 kHz mono float32 (ffmpeg)."""
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 
 PERCUSSION = ("wood_block", "cajon_slap", "clave", "bongo", "maraca", "tambourine")

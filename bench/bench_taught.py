@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import subprocess
 import sys
 import time
 
@@ -34,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools import household, taught_sounds
+from devtools.build_recordings import decode
 from model_service.detection.events import EventTracker
 from model_service.models.taggers import Detection
 from model_service.taught import HOP, SAMPLE_RATE, Matcher, _shape, log_mel
@@ -44,16 +44,6 @@ FRAME = HOP / SAMPLE_RATE  # 20 ms
 # recording in other rooms, levels and backgrounds, at up to 2 % another speed.
 REAL = ("bell", "phone_ringing", "im_phone_ring", "clock_alarm", "critical_error", "camera_shutter")
 STEP = 25  # frames per 0.5 s hop, as the live path scores
-
-
-def decode(path: Path) -> np.ndarray:
-    """A recording as 16 kHz mono float32 (ffmpeg)."""
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 
 class BagOfFrames:

@@ -28,7 +28,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
-import subprocess
 import sys
 import time
 
@@ -37,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools import household, synth
+from devtools.build_recordings import decode
 from devtools.scoring import frames_for_clip
 from model_service.detection.events import EventTracker, dbfs, events_from_frames
 from model_service.live import usual
@@ -47,16 +47,6 @@ from model_service.modes import INTRUSION_CATEGORIES, NIGHT_KEEPS, Mode
 RECORDINGS = Path(__file__).resolve().parents[1] / "tests" / "model_service" / "recordings"
 DAY0 = calendar.timegm((2026, 11, 2, 0, 0, 0))
 HOP = 0.5
-
-
-def decode(path: Path) -> np.ndarray:
-    """A recording as 16 kHz mono float32 (ffmpeg)."""
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from devtools import household, taught_sounds
+from devtools.build_recordings import decode
 from model_service.api.app import create_app
 from model_service.api.common import STREAMS_KEY
 from model_service.models.taggers import load_tagger
@@ -46,15 +47,7 @@ def test_three_examples_teach_a_sound_and_nothing_else(kind: str) -> None:
 
 
 def _recording(name: str) -> np.ndarray:
-    import subprocess
-
-    path = Path(__file__).parent / "recordings" / f"{name}.opus"
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    return decode(Path(__file__).parent / "recordings" / f"{name}.opus")
 
 
 def test_a_real_ringtone_taught_from_three_plays() -> None:
