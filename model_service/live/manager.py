@@ -70,6 +70,7 @@ class StreamManager:
         self._prune_task: asyncio.Task[None] | None = None
         self._storage_problem = False
         self.sounds = SoundBook(self.store.data_dir, on_change=self._on_sounds)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- start / stop --------------------------------------------------------------------
 
@@ -178,7 +179,9 @@ class StreamManager:
     def _on_sounds(self) -> None:
         # Every source detects the ready sounds from its next hop on.
         for runtime in list(self.sources.values()):
-            asyncio.get_running_loop().create_task(runtime.refresh_categories())
+            task = asyncio.get_running_loop().create_task(runtime.refresh_categories())
+            self._tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._tasks.discard)
         self.hub.publish({"type": "sounds", "sounds": self.sounds.describe()})
 
     def _on_stored(self, event: StoredEvent) -> None:

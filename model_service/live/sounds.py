@@ -3,15 +3,16 @@
 A sound is made with a name, then taught one example at a time (from a source's recent
 audio, a stored event's clip or an uploaded file). From `MIN_EXAMPLES` examples on it is
 ready: its matcher (`model_service.taught`) is built and every live source scores it. Each
-sound lives in `sounds/<slug>/` of the data dir: `sound.json` (its name) and its examples
-as 16 kHz WAV files, so it survives restarts and can be taught again.
+sound lives in `sounds/<slug>/` of the data dir: `sound.json` (its name and how many
+examples it has) and its examples as 16 kHz WAV files, so it survives restarts and can be
+taught again. Examples stay on disk; memory holds only the matchers' templates.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import json
 import logging
 from pathlib import Path
@@ -58,7 +59,7 @@ class TaughtSound:
 
     slug: str
     name: str
-    examples: list[Array] = field(default_factory=list)
+    examples: int = 0  # kept on disk only: memory holds the matcher's templates
     matcher: Matcher | None = None
 
     @property
@@ -76,7 +77,7 @@ class TaughtSound:
         return {
             "id": self.id,
             "name": self.name,
-            "examples": len(self.examples),
+            "examples": self.examples,
             "ready": self.ready,
         }
 
@@ -96,6 +97,11 @@ def _read_wav(path: Path) -> Array:
     if rate != 16000 or audio.ndim != 1:
         raise ValueError(f"{path.name} is not 16 kHz mono")
     return np.asarray(audio, dtype=np.float32)
+
+
+def _names(count: int) -> list[str]:
+    """The file names of a sound's first `count` examples."""
+    return [f"example_{i}.wav" for i in range(1, count + 1)]
 
 
 class SoundBook:
@@ -126,8 +132,8 @@ class SoundBook:
                 continue
             try:
                 meta = json.loads((folder / "sound.json").read_text(encoding="utf-8"))
-                examples = [_read_wav(folder / name) for name in meta.get("examples", [])]
-                sound = TaughtSound(folder.name, _check_name(meta.get("name")), examples)
+                examples = [_read_wav(folder / name) for name in _names(int(meta["examples"]))]
+                sound = TaughtSound(folder.name, _check_name(meta.get("name")), len(examples))
                 if len(examples) >= MIN_EXAMPLES:
                     sound.matcher = Matcher.teach(examples)
             except (OSError, ValueError) as err:
@@ -192,26 +198,16 @@ class SoundBook:
         if samples.size > MAX_SECONDS * 16000:
             raise SoundError(f"an example is at most {MAX_SECONDS:.0f} s long")
         async with self._lock:
-            if len(sound.examples) >= MAX_EXAMPLES:
+            if sound.examples >= MAX_EXAMPLES:
                 raise SoundConflictError(
                     f"{sound.name} has {MAX_EXAMPLES} examples already; clear them to teach "
                     "it again"
                 )
-            examples = [*sound.examples, samples]
-            matcher = None
-            if len(examples) >= MIN_EXAMPLES:
-                try:
-                    matcher = await asyncio.to_thread(Matcher.teach, examples)
-                except TeachError as err:
-                    raise SoundError(f"this example cannot be used: {err}") from err
-            else:
-                # Checked now, so a silent or too short example is refused at once.
-                try:
-                    await asyncio.to_thread(template_of, samples)
-                except TeachError as err:
-                    raise SoundError(f"this example cannot be used: {err}") from err
-            sound.examples = examples
-            await asyncio.to_thread(self._save, sound)
+            try:
+                matcher = await asyncio.to_thread(self._teach, sound, samples)
+            except TeachError as err:
+                raise SoundError(f"this example cannot be used: {err}") from err
+            sound.examples += 1
             with self._matchers:
                 sound.matcher = matcher
         self._changed()
@@ -221,7 +217,7 @@ class SoundBook:
         """Forget a sound's examples (it stops being detected until taught again)."""
         sound = self.get(sound_id)
         async with self._lock:
-            sound.examples = []
+            sound.examples = 0
             with self._matchers:
                 sound.matcher = None
             await asyncio.to_thread(self._save, sound)
@@ -240,22 +236,35 @@ class SoundBook:
         if self.on_change is not None:
             self.on_change()
 
+    def _teach(self, sound: TaughtSound, example: Array) -> Matcher | None:
+        """With one more example: the matcher (None while there are too few), the example
+        written and then the sound.json that counts it (in a worker thread)."""
+        folder = self.root / sound.slug
+        examples = [*(_read_wav(folder / name) for name in _names(sound.examples)), example]
+        if len(examples) >= MIN_EXAMPLES:
+            matcher: Matcher | None = Matcher.teach(examples)
+        else:
+            template_of(example)  # a silent or too short example is refused at once
+            matcher = None
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / _names(len(examples))[-1]).write_bytes(to_wav_bytes(example))
+        self._write_meta(folder, sound.name, len(examples))
+        return matcher
+
     def _save(self, sound: TaughtSound) -> None:
-        """Write a sound's folder: examples first, then its sound.json (atomically)."""
+        """Write a sound's sound.json, and drop example files it no longer counts."""
         folder = self.root / sound.slug
         folder.mkdir(parents=True, exist_ok=True)
-        names = []
-        for i, example in enumerate(sound.examples, start=1):
-            name = f"example_{i}.wav"
-            path = folder / name
-            if not path.exists():
-                path.write_bytes(to_wav_bytes(example))
-            names.append(name)
+        self._write_meta(folder, sound.name, sound.examples)
+        kept = set(_names(sound.examples))
         for stale in folder.glob("example_*.wav"):
-            if stale.name not in names:
+            if stale.name not in kept:
                 stale.unlink()
+
+    @staticmethod
+    def _write_meta(folder: Path, name: str, examples: int) -> None:
         tmp = folder / "sound.json.tmp"
-        tmp.write_text(json.dumps({"name": sound.name, "examples": names}), encoding="utf-8")
+        tmp.write_text(json.dumps({"name": name, "examples": examples}), encoding="utf-8")
         tmp.replace(folder / "sound.json")
 
     # -- detection -------------------------------------------------------------------------
