@@ -18,10 +18,12 @@ import voluptuous as vol
 
 from .api import (
     MidashengBusyError,
+    MidashengClient,
     MidashengConnectionError,
     MidashengError,
     MidashengNotFoundError,
     MidashengNotSupportedError,
+    TaughtSound,
 )
 from .const import DOMAIN
 from .coordinator import MidashengConfigEntry
@@ -34,6 +36,8 @@ SERVICE_TRANSCRIBE = "transcribe"
 SERVICE_RECENT_EVENTS = "recent_events"
 SERVICE_TEACH_SOUND = "teach_sound"
 SERVICE_FORGET_SOUND = "forget_sound"
+SERVICE_RENAME_SOUND = "rename_sound"
+SERVICE_TAUGHT_SOUNDS = "taught_sounds"
 
 ATTR_SOURCE = "source"
 ATTR_EVENT = "event"
@@ -95,6 +99,14 @@ TEACH_SOUND_SCHEMA = vol.Schema(
     }
 )
 FORGET_SOUND_SCHEMA = vol.Schema({**_ENTRY, vol.Required(ATTR_SOUND): cv.string})
+RENAME_SOUND_SCHEMA = vol.Schema(
+    {
+        **_ENTRY,
+        vol.Required(ATTR_SOUND): cv.string,
+        vol.Required(ATTR_NAME): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=100)),
+    }
+)
+TAUGHT_SOUNDS_SCHEMA = vol.Schema(_ENTRY)
 
 
 def _error(key: str, **placeholders: Any) -> ServiceValidationError:
@@ -314,26 +326,46 @@ async def _async_teach_sound(hass: HomeAssistant, call: ServiceCall) -> ServiceR
     return sound.as_dict()
 
 
+async def _find_sound(client: MidashengClient, wanted: str) -> TaughtSound:
+    """A taught sound by its id or name (any case); ServiceValidationError when none."""
+    for sound in await client.sounds():
+        if sound.id == wanted or sound.name.casefold() == wanted.casefold():
+            return sound
+    raise _error("unknown_sound", sound=wanted)
+
+
 async def _async_forget_sound(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
     """Forget a taught sound, by its name or id."""
     entry = _entry(hass, call)
-    wanted: str = call.data[ATTR_SOUND]
     client = entry.runtime_data.client
     try:
-        sound = next(
-            (
-                s
-                for s in await client.sounds()
-                if s.id == wanted or s.name.casefold() == wanted.casefold()
-            ),
-            None,
-        )
-        if sound is None:
-            raise _error("unknown_sound", sound=wanted)
+        sound = await _find_sound(client, call.data[ATTR_SOUND])
         await client.delete_sound(sound.id)
     except MidashengError as err:
         raise _map_error(err, entry) from err
     return {"id": sound.id, "name": sound.name}
+
+
+async def _async_rename_sound(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """Give a taught sound another name (its id, sensors and history stay)."""
+    entry = _entry(hass, call)
+    client = entry.runtime_data.client
+    try:
+        sound = await _find_sound(client, call.data[ATTR_SOUND])
+        renamed = await client.rename_sound(sound.id, call.data[ATTR_NAME])
+    except MidashengError as err:
+        raise _map_error(err, entry) from err
+    return renamed.as_dict()
+
+
+async def _async_taught_sounds(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse:
+    """The sounds taught by example: name, id, examples, and whether sources detect them."""
+    entry = _entry(hass, call)
+    try:
+        sounds = await entry.runtime_data.client.sounds()
+    except MidashengError as err:
+        raise _map_error(err, entry) from err
+    return {"sounds": [sound.as_dict() for sound in sounds]}
 
 
 type Handler = Callable[[HomeAssistant, ServiceCall], Awaitable[ServiceResponse]]
@@ -345,6 +377,7 @@ SERVICES: dict[
     SERVICE_ASK: (ASK_SCHEMA, _async_ask),
     SERVICE_TRANSCRIBE: (TRANSCRIBE_SCHEMA, _async_transcribe),
     SERVICE_RECENT_EVENTS: (RECENT_EVENTS_SCHEMA, _async_recent_events),
+    SERVICE_TAUGHT_SOUNDS: (TAUGHT_SOUNDS_SCHEMA, _async_taught_sounds),
 }
 # Actions that change something: a response is there for whoever wants it.
 CHANGING: dict[
@@ -352,6 +385,7 @@ CHANGING: dict[
 ] = {
     SERVICE_TEACH_SOUND: (TEACH_SOUND_SCHEMA, _async_teach_sound),
     SERVICE_FORGET_SOUND: (FORGET_SOUND_SCHEMA, _async_forget_sound),
+    SERVICE_RENAME_SOUND: (RENAME_SOUND_SCHEMA, _async_rename_sound),
 }
 
 

@@ -1,4 +1,4 @@
-"""The actions: describe, ask, transcribe and recent_events."""
+"""The actions: describe, ask, transcribe, recent_events and the taught sounds'."""
 
 from __future__ import annotations
 
@@ -283,6 +283,22 @@ async def test_teach_and_forget_a_sound(hass: HomeAssistant, mock_client: MagicM
     assert err.value.translation_key == "unknown_source"
     with pytest.raises(vol.Invalid):
         await call(hass, "teach_sound", name="Doorbell", source="hall", seconds=60)
+
+    listed = await call(hass, "taught_sounds")
+    assert listed == {
+        "sounds": [{"id": "custom:doorbell", "name": "Doorbell", "examples": 4, "ready": True}]
+    }
+
+    async def rename_sound(sound_id: str, name: str) -> TaughtSound:
+        return TaughtSound(id=sound_id, name=name, examples=4, ready=True)
+
+    mock_client.rename_sound.side_effect = rename_sound
+    renamed = await call(hass, "rename_sound", sound="custom:doorbell", name="Front door")
+    assert renamed == {"id": "custom:doorbell", "name": "Front door", "examples": 4, "ready": True}
+    mock_client.rename_sound.assert_awaited_once_with("custom:doorbell", "Front door")
+    with pytest.raises(ServiceValidationError) as err:
+        await call(hass, "rename_sound", sound="Kettle", name="x")
+    assert err.value.translation_key == "unknown_sound"
 
     assert await call(hass, "forget_sound", sound="DOORBELL") == {
         "id": "custom:doorbell",
