@@ -132,3 +132,20 @@ async def multipart_parts(request: web.Request) -> AsyncIterator[BodyPartReader 
         if part is None:
             return
         yield part
+
+
+async def json_body(request: web.Request) -> Any:
+    """A JSON request body; 415 unless sent as application/json, 400 unless JSON."""
+    if request.content_type != "application/json":
+        # A web page can POST text/plain across sites without asking first; it cannot send
+        # application/json without a CORS preflight, which this service never grants.
+        raise web.HTTPUnsupportedMediaType(
+            text=json.dumps({"error": "send the body as Content-Type: application/json"}),
+            content_type="application/json",
+        )
+    try:
+        return await request.json(loads=loads_json)
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be JSON"}), content_type="application/json"
+        ) from None

@@ -10,7 +10,14 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from model_service.api.common import SERVICE_KEY, STORE_KEY, STREAMS_KEY, json_error, loads_json
+from model_service.api.common import (
+    SERVICE_KEY,
+    STORE_KEY,
+    STREAMS_KEY,
+    json_body,
+    json_error,
+    loads_json,
+)
 from model_service.live.hub import Subscriber
 from model_service.live.manager import StreamManager
 from model_service.live.runtime import SourceRuntime
@@ -69,22 +76,6 @@ def setup_live(app: web.Application) -> None:
 # -- REST ------------------------------------------------------------------------------------
 
 
-async def _json_body(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        # A web page can POST text/plain across sites without asking first; it cannot send
-        # application/json without a CORS preflight, which this service never grants.
-        raise web.HTTPUnsupportedMediaType(
-            text=json.dumps({"error": "send the body as Content-Type: application/json"}),
-            content_type="application/json",
-        )
-    try:
-        return await request.json(loads=loads_json)
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "the body must be JSON"}), content_type="application/json"
-        ) from None
-
-
 def _source_or_404(request: web.Request) -> SourceRuntime | web.Response:
     source_id = request.match_info["id"]
     try:
@@ -100,7 +91,7 @@ async def list_sources(request: web.Request) -> web.Response:
 
 async def create_source(request: web.Request) -> web.Response:
     """Create an ffmpeg source (`url`) or a push source (`kind: push`)."""
-    body = await _json_body(request)
+    body = await json_body(request)
     try:
         runtime = await request.app[STREAMS_KEY].create(body)
     except SourceError as err:
@@ -123,7 +114,7 @@ async def patch_source(request: web.Request) -> web.Response:
     found = _source_or_404(request)
     if isinstance(found, web.Response):
         return found
-    body = await _json_body(request)
+    body = await json_body(request)
     try:
         runtime = await request.app[STREAMS_KEY].update(found.id, body)
     except KeyError:

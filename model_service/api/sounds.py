@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +12,8 @@ from model_service.api.common import (
     STORE_KEY,
     STREAMS_KEY,
     expect_upload,
+    json_body,
     json_error,
-    loads_json,
     read_audio_body,
 )
 from model_service.arrays import Array
@@ -39,15 +38,6 @@ def _book(request: web.Request) -> SoundBook:
     return request.app[STREAMS_KEY].sounds
 
 
-async def _json(request: web.Request) -> Any:
-    try:
-        return loads_json(await request.text())
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "the body must be JSON"}), content_type="application/json"
-        ) from None
-
-
 def _unknown(request: web.Request) -> web.Response:
     return json_error(404, f"no taught sound {request.match_info['id']!r}")
 
@@ -63,10 +53,8 @@ async def list_sounds(request: web.Request) -> web.Response:
 
 async def create_sound(request: web.Request) -> web.Response:
     """Make a sound to teach (`{"name": ...}`)."""
-    if request.content_type != "application/json":
-        return json_error(415, "send the body as Content-Type: application/json")
     try:
-        sound = await _book(request).create(await _json(request))
+        sound = await _book(request).create(await json_body(request))
     except SoundError as err:
         return _refusal(err)
     except OSError as err:
@@ -76,10 +64,8 @@ async def create_sound(request: web.Request) -> web.Response:
 
 async def rename_sound(request: web.Request) -> web.Response:
     """Rename a sound."""
-    if request.content_type != "application/json":
-        return json_error(415, "send the body as Content-Type: application/json")
     try:
-        sound = await _book(request).rename(request.match_info["id"], await _json(request))
+        sound = await _book(request).rename(request.match_info["id"], await json_body(request))
     except KeyError:
         return _unknown(request)
     except SoundError as err:
@@ -159,7 +145,7 @@ async def add_example(request: web.Request) -> web.Response:
     except KeyError:
         return _unknown(request)
     if request.content_type == "application/json":
-        example = await _example_from_json(request, await _json(request))
+        example = await _example_from_json(request, await json_body(request))
         if isinstance(example, web.Response):
             return example
     else:

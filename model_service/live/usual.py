@@ -160,11 +160,14 @@ class UsualModel:
             for h in (self.hour - 1, self.hour, self.hour + 1):
                 self._tails.pop(h % 24, None)
 
-    def learn(self, hour: int, db: Array, seconds: float) -> None:
-        """Add hops (levels, `seconds` long each) heard at `hour`."""
+    def _start_hour(self, hour: int) -> None:
         if hour != self.hour:
             self._merge()
             self.hour = hour
+
+    def learn(self, hour: int, db: Array, seconds: float) -> None:
+        """Add hops (levels, `seconds` long each) heard at `hour`."""
+        self._start_hour(hour)
         db = np.atleast_2d(np.asarray(db, dtype=np.float64))
         np.add.at(
             self.pending[hour],
@@ -194,8 +197,7 @@ class UsualModel:
                 ):
                     j += 1
                 db = levels_batch(np.stack([np.asarray(h[1]) for h in hops[i:j]]))
-                if hour != self.hour:
-                    self.learn(hour, db[:0], 0.0)  # the hour before is over: merge it first
+                self._start_hour(hour)  # the hour before, if over, joins what is learned
                 scores[i:j] = self.surprise(hour, db) / FULL_SCORE_SURPRISE
                 self.learn(hour, db, size / SAMPLE_RATE)
                 i = j
