@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from model_service.arrays import Samples
+from model_service.arrays import Array, Samples
 from model_service.models.asr.base import (
     MAX_PHRASES,
     AsrInfo,
@@ -96,17 +96,18 @@ SILENT_SPEECH_FRAMES = 10
 FRAME_SAMPLES = 160  # pocketsphinx's 100 frames a second at 16 kHz
 
 
-def frame_levels(samples: Samples) -> np.ndarray:
+def frame_levels(samples: Samples) -> Array:
     """Each 10 ms frame's energy in dB (relative; a tiny floor keeps silence finite)."""
     audio = np.asarray(samples, dtype=np.float64).reshape(-1)
     frames = audio.size // FRAME_SAMPLES
     if frames == 0:
         return np.zeros(0)
     blocks = audio[: frames * FRAME_SAMPLES].reshape(frames, FRAME_SAMPLES)
-    return 10.0 * np.log10(np.mean(blocks**2, axis=1) + 1e-12)
+    levels: Array = 10.0 * np.log10(np.mean(blocks**2, axis=1) + 1e-12)
+    return levels
 
 
-def speech_in_silence(levels: np.ndarray, silences: Sequence[tuple[int, int]]) -> int:
+def speech_in_silence(levels: Array, silences: Sequence[tuple[int, int]]) -> int:
     """How many frames inside `silences` (first, last frame) are at speech level."""
     if levels.size == 0 or not silences:
         return 0
