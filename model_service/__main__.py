@@ -28,6 +28,7 @@ from model_service.logs import setup_logging
 from model_service.models.asr import AsrLoadError, load_asr
 from model_service.models.lm import LMLoadError, lm_from_config
 from model_service.models.taggers import TaggerLoadError, load_tagger
+from model_service.models.tts import TtsLoadError, tts_from_config
 from model_service.redaction import redact_url
 from model_service.wyoming import WyomingAsrServer
 
@@ -64,16 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lm-family",
-        choices=["midashenglm", "qwen2_audio", "generic"],
+        choices=["midashenglm", "qwen2_audio", "mimo_audio", "generic"],
         help="prompt family of an OpenAI-compatible LM (default: from the model it serves)",
     )
     parser.add_argument(
-        "--asr", help='"pocketsphinx" (default), "lm", "none", or a Whisper id/folder'
+        "--asr",
+        help='"pocketsphinx" (default), "lm", "openai:<base url>" (an OpenAI-compatible '
+        'transcription server), "none", or a Whisper id/folder',
     )
     parser.add_argument(
         "--asr-fallback",
-        help='"lm" or a Whisper id/folder: hears what the pocketsphinx phrase grammar rejects',
+        help='"lm", "openai:<base url>" or a Whisper id/folder: hears what the pocketsphinx '
+        "phrase grammar rejects",
     )
+    parser.add_argument(
+        "--asr-model", help="model name on an OpenAI-compatible transcription server"
+    )
+    parser.add_argument(
+        "--tts",
+        help='text to speech: "openai:<base url>" (vLLM-Omni serving MiMo-Audio), "none"; '
+        "default: the audio LM when it speaks",
+    )
+    parser.add_argument("--tts-model", help="model name on the speech server")
     parser.add_argument("--max-upload-mb", type=float, help="largest upload accepted (default 50)")
     parser.add_argument("--max-batch", type=int, help="largest batch a model runs (default 64)")
     parser.add_argument(
@@ -174,8 +187,24 @@ async def serve(config: Config) -> None:
             max_wait_ms=config.max_wait_ms,
             max_queue=config.max_queue,
             fallback=config.asr_fallback,
+            model=config.asr_model,
+            api_key=config.asr_api_key,
         )
-    service = Service.create(config, tagger, lm=lm, asr=asr)
+        # A transcription server that is not there must stop the start, not fail Assist.
+        for recognizer in (asr, getattr(asr, "open_vocabulary", None)):
+            verify = getattr(recognizer, "verify", None)
+            if verify is not None:
+                await verify()
+    tts, tts_reason = await tts_from_config(
+        config.tts,
+        lm,
+        model=config.tts_model,
+        api_key=config.tts_api_key,
+        timeout=config.lm_timeout,
+    )
+    if tts is None:
+        _LOGGER.info("No text to speech: %s", tts_reason)
+    service = Service.create(config, tagger, lm=lm, asr=asr, tts=tts, tts_reason=tts_reason)
     app = create_app(service)
     runner = web.AppRunner(
         app,
@@ -236,6 +265,9 @@ def run(argv: list[str] | None = None) -> int:
         return 3
     except AsrLoadError as err:
         _LOGGER.error("Cannot load speech recognizer: %s", err)
+        return 3
+    except TtsLoadError as err:
+        _LOGGER.error("Cannot use the speech server: %s", err)
         return 3
     except OSError as err:
         _LOGGER.error("Cannot start: %s", err)

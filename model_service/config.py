@@ -53,6 +53,14 @@ class Config:
     asr: str | None = "pocketsphinx"
     # An open-vocabulary recognizer ("lm" or a Whisper id) for speech the phrase grammar rejects.
     asr_fallback: str | None = None
+    # An OpenAI-compatible transcription server's model and key (`--asr openai:<base url>`).
+    asr_model: str | None = None
+    asr_api_key: str | None = None
+    # Text to speech: "openai:<base url>" (vLLM-Omni with MiMo-Audio), "none", or None/"lm":
+    # the audio LM when it speaks.
+    tts: str | None = None
+    tts_model: str | None = None
+    tts_api_key: str | None = None
     max_upload_mb: float = 50.0
     debug: bool = False
     zeroconf: bool = True

@@ -24,7 +24,12 @@ from wyoming.server import AsyncEventHandler
 from model_service import __version__
 from model_service.arrays import Array
 from model_service.config import is_loopback
-from model_service.models.asr import SAMPLE_RATE, SpeechRecognizer, UnsupportedLanguageError
+from model_service.models.asr import (
+    SAMPLE_RATE,
+    SpeechRecognizer,
+    TranscriptionError,
+    UnsupportedLanguageError,
+)
 from model_service.models.batcher import BatcherClosedError, QueueFullError
 
 _LOGGER = logging.getLogger(__name__)
@@ -141,6 +146,9 @@ class WyomingAsrHandler(AsyncEventHandler):
             return
         except (QueueFullError, BatcherClosedError) as err:
             await self._error(f"busy, try again: {err}", "busy")
+            return
+        except TranscriptionError as err:
+            await self._error(str(err), "upstream")
             return
         except Exception:
             _LOGGER.exception("Wyoming transcription failed")

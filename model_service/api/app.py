@@ -31,6 +31,7 @@ from model_service.api.live import setup_live
 from model_service.api.lm import setup_lm
 from model_service.api.openapi import PATHS as OPENAPI_PATHS, build_openapi
 from model_service.api.sounds import setup_sounds
+from model_service.api.speech import setup_speech
 from model_service.config import is_loopback
 from model_service.detection.service import Service
 from model_service.live.runtime import LIVE_CATEGORIES
@@ -212,6 +213,11 @@ def info_payload(service: Service) -> dict[str, object]:
     tagger = service.tagger.info
     lm_info = service.lm.info.as_dict() if service.lm is not None else None
     asr_info = service.asr.info.as_dict() if service.asr is not None else None
+    tts_info = (
+        service.tts.info.as_dict()
+        if service.tts is not None
+        else {"available": False, "reason": service.tts_reason or "no speech model is loaded"}
+    )
     return {
         "id": service.service_id,
         "name": "MiDasheng Audio",
@@ -219,7 +225,7 @@ def info_payload(service: Service) -> dict[str, object]:
         "api": API_VERSION,
         "sample_rate": 16000,
         "categories": categories.describe((*tagger.categories, *LIVE_CATEGORIES)),
-        "models": {"tagger": tagger.as_dict(), "lm": lm_info, "asr": asr_info},
+        "models": {"tagger": tagger.as_dict(), "lm": lm_info, "asr": asr_info, "tts": tts_info},
         "capabilities": service.capabilities,
     }
 
@@ -305,4 +311,5 @@ def create_app(service: Service) -> web.Application:
     setup_sounds(app)
     setup_lm(app)
     setup_asr(app)
+    setup_speech(app)
     return app

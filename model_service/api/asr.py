@@ -18,7 +18,12 @@ from model_service.api.common import (
     read_audio_body,
 )
 from model_service.detection.service import Service
-from model_service.models.asr import MAX_PHRASES, UnsupportedLanguageError, resolve_language
+from model_service.models.asr import (
+    MAX_PHRASES,
+    TranscriptionError,
+    UnsupportedLanguageError,
+    resolve_language,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -143,4 +148,6 @@ async def transcribe(request: web.Request) -> web.Response:
         result = await recognizer.transcribe(decoded.samples, language=language, phrases=phrases)
     except UnsupportedLanguageError as err:
         return _error(400, str(err), languages=list(err.supported))
+    except TranscriptionError as err:
+        return _error(err.status, str(err))
     return web.json_response({"text": result.text, "language": result.language})

@@ -207,6 +207,65 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": _json(_ref("Transcription")),
                 **_AUDIO_ERRORS,
                 "501": _NOT_LOADED,
+                "502": _err("The remote transcription server failed"),
+                "504": _err("The remote transcription server did not answer in time"),
+            },
+        }
+    },
+    "/v1/speak": {
+        "post": {
+            "summary": "Text to speech",
+            "description": "Speech by the speech model (MiMo-Audio) as 16-bit mono WAV. "
+            "Without `stream` one file with exact sizes once the speech is made; with it the "
+            "header at once (sizes 0xFFFFFFFF) and each piece of speech as it is made.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["text"],
+                            "properties": {
+                                "text": {"type": "string", "maxLength": 1000},
+                                "language": {
+                                    "type": "string",
+                                    "description": "BCP 47 tag; the primary subtag counts",
+                                },
+                                "voice": {
+                                    "type": "string",
+                                    "description": "a voice id from /v1/info models.tts.voices",
+                                },
+                                "instruction": {
+                                    "type": "string",
+                                    "maxLength": 300,
+                                    "description": "how to speak, e.g. 'slowly and calmly'",
+                                },
+                                "reference": {
+                                    "type": "string",
+                                    "description": "base64 audio (1-30 s) of the voice to speak in",
+                                },
+                                "reference_event": {
+                                    "type": "integer",
+                                    "description": "an event whose stored clip is the voice",
+                                },
+                                "stream": {"type": "boolean", "default": False},
+                            },
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The speech",
+                    "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "400": _err("Missing or too long text, unknown voice or language, bad reference"),
+                "415": _err("The body is not sent as application/json"),
+                "501": _err("No speech model is loaded; the message says why"),
+                "502": _err("The speech server failed"),
+                "503": _err("Too many requests waiting; retry after the Retry-After header"),
+                "504": _err("The speech server did not answer in time"),
             },
         }
     },
@@ -607,6 +666,30 @@ SCHEMAS: dict[str, Any] = {
         },
         extra=True,
     ),
+    "TtsInfo": {
+        "oneOf": [
+            _object(
+                {
+                    "available": {"const": True},
+                    **_MODEL,
+                    "languages": {"type": "array", "items": {"type": "string"}},
+                    "voices": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "instruction": _NULLABLE_STRING,
+                            }
+                        ),
+                    },
+                    "reference_voice": {"type": "boolean"},
+                },
+                extra=True,
+            ),
+            _object({"available": {"const": False}, "reason": {"type": "string"}}),
+        ]
+    },
     "Storage": _object(
         {
             "ok": {"type": "boolean"},
@@ -637,11 +720,13 @@ SCHEMAS: dict[str, Any] = {
                     "tagger": _ref("TaggerInfo"),
                     "lm": {"oneOf": [_ref("LMInfo"), {"type": "null"}]},
                     "asr": {"oneOf": [_ref("AsrInfo"), {"type": "null"}]},
-                }
+                    "tts": _ref("TtsInfo"),
+                },
+                optional=("tts",),
             ),
             "capabilities": {
                 "type": "array",
-                "items": {"enum": ["classify", "stream", "describe", "ask", "transcribe"]},
+                "items": {"enum": ["classify", "stream", "describe", "ask", "transcribe", "speak"]},
             },
         }
     ),

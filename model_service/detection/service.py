@@ -18,6 +18,7 @@ from model_service.models.asr import SpeechRecognizer
 from model_service.models.batcher import DynamicBatcher
 from model_service.models.lm import AudioLM
 from model_service.models.taggers import SAMPLE_RATE, Detection, Tagger, Window
+from model_service.models.tts import SpeechSynthesizer
 from model_service.sensitivity import Sensitivity
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class Service:
     # and `stop()` own their batchers.
     lm: AudioLM | None = None
     asr: SpeechRecognizer | None = None
+    # Text to speech (models/tts.py), and why there is none when there is none.
+    tts: SpeechSynthesizer | None = None
+    tts_reason: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -80,18 +84,20 @@ class Service:
             caps += ["describe", "ask"]
         if self.asr is not None:
             caps.append("transcribe")
+        if self.tts is not None:
+            caps.append("speak")
         return caps
 
     async def start(self) -> None:
         """Start the batchers (models are already loaded)."""
         self.tagger_batcher.start()
-        for backend in (self.lm, self.asr):
+        for backend in (self.lm, self.asr, self.tts):
             if backend is not None:
                 await backend.start()
 
     async def stop(self) -> None:
         """Stop batchers and release models."""
-        for backend in (self.asr, self.lm):
+        for backend in (self.tts, self.asr, self.lm):
             if backend is not None:
                 await backend.stop()
         await self.tagger_batcher.stop()

@@ -1,7 +1,8 @@
 """Property-based API testing: schemathesis against a live service process.
 
 The service runs as a real process with every capability loaded (the embedded tagger,
-pocketsphinx, a stand-in MiDashengLM built offline), so no route can answer "not loaded".
+pocketsphinx, a stand-in MiDashengLM built offline, text to speech by the stand-in vLLM-Omni
+server of `devtools/mimo_servers.py`), so no route can answer "not loaded".
 Schemathesis generates requests from `/openapi.json` (a bounded number per operation, with
 a fixed seed, plus its stateful phase that creates, reads, changes and deletes sources) and
 fails on any 5xx, an undocumented status or content type, or a body or header that does not
@@ -19,6 +20,7 @@ import subprocess
 import sys
 
 from devtools.harness import ServiceProcess
+from devtools.mimo_servers import OmniShaped, serving
 from devtools.tiny_models import build_tiny_midashenglm
 from tests.model_service.live_helpers import ONE_THREAD
 
@@ -32,10 +34,18 @@ CHECKS = (
 
 async def test_schemathesis_finds_no_server_error_or_contract_break(tmp_path: Path) -> None:
     lm = build_tiny_midashenglm(tmp_path / "lm")
+    with serving(OmniShaped().app) as omni:
+        await _fuzz(tmp_path, lm, omni)
+
+
+async def _fuzz(tmp_path: Path, lm: Path, omni: str) -> None:
     service = ServiceProcess(
         tmp_path / "data",
         token=TOKEN,
-        extra_args=["--asr", "pocketsphinx", "--lm", str(lm), "--trust-remote-code"],
+        extra_args=[
+            *("--asr", "pocketsphinx", "--lm", str(lm), "--trust-remote-code"),
+            *("--tts", f"openai:{omni}"),
+        ],
         env=ONE_THREAD,
     )
     await service.start(timeout=180)
@@ -66,5 +76,5 @@ async def test_schemathesis_finds_no_server_error_or_contract_break(tmp_path: Pa
         status = await service.stop()
     report = run.stdout[-12000:] + run.stderr[-3000:]
     assert run.returncode == 0, report
-    assert "API Operations:" in run.stdout and "Tested: 21" in run.stdout, report
+    assert "API Operations:" in run.stdout and "Tested: 22" in run.stdout, report
     assert status == 0, service.log_tail()

@@ -1,4 +1,5 @@
-"""Speech recognition backends: pocketsphinx (embedded default), Whisper, or the audio LM.
+"""Speech recognition backends: pocketsphinx (embedded default), Whisper, the audio LM, or an
+OpenAI-compatible transcription server.
 
 Every backend takes float32 mono 16 kHz samples and answers a `Transcript`. Selection
 (`asr_backend`) takes plain arguments so it is testable without the heavy packages;
@@ -24,6 +25,11 @@ from model_service.models.asr.grammar import (
 )
 from model_service.models.asr.lm_asr import LMRecognizer
 from model_service.models.asr.loading import asr_backend, load_asr
+from model_service.models.asr.openai_asr import (
+    OpenAITranscriptionRecognizer,
+    TranscriptionError,
+    openai_asr_url,
+)
 from model_service.models.asr.sphinx import PocketsphinxRecognizer
 from model_service.models.asr.whisper import WhisperRecognizer
 
@@ -34,10 +40,12 @@ __all__ = [
     "AsrLoadError",
     "FallbackRecognizer",
     "LMRecognizer",
+    "OpenAITranscriptionRecognizer",
     "PhraseGrammar",
     "PocketsphinxRecognizer",
     "SpeechRecognizer",
     "Transcript",
+    "TranscriptionError",
     "UnsupportedLanguageError",
     "WhisperRecognizer",
     "asr_backend",
@@ -45,5 +53,6 @@ __all__ = [
     "load_asr",
     "normalize_phrase",
     "number_words",
+    "openai_asr_url",
     "resolve_language",
 ]

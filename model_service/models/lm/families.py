@@ -32,6 +32,16 @@ class Family:
     # config's `architectures` names.
     model_class: str = "architecture"
     remote_code: bool = False
+    # How an OpenAI-compatible server wants the audio: "input_audio" (OpenAI's shape, vLLM)
+    # or "audio_url" with a data URL (vLLM-Omni's MiMo-Audio examples).
+    audio_part: str = "input_audio"
+    # `modalities` for chat requests that want text: an omni server (vLLM-Omni) otherwise
+    # answers with every output its stages make, speech included. None: not sent.
+    text_modalities: tuple[str, ...] | None = None
+    # Whether the model generates speech (text to speech through its audio output).
+    speaks: bool = False
+    # ASR prompts for particular languages (MiMo-Audio is prompted in the language itself).
+    asr_prompts: Mapping[str, str] = field(default_factory=dict)
 
     def prompt(self, task: str, text: str | None = None) -> str:
         """The user-turn text for a task."""
@@ -41,6 +51,8 @@ class Family:
             if text:
                 # "en-US" / "en_US" -> "en": the models' language tags are ISO 639-1 codes.
                 code = text.replace("_", "-").split("-")[0].strip().lower()
+                if code in self.asr_prompts:
+                    return self.asr_prompts[code]
                 return self.asr_language_prompt.format(language=code)
             return self.asr_prompt
         if task == TASK_ASK:
@@ -66,9 +78,18 @@ class Family:
         messages.append({"role": "user", "content": content})
         return messages
 
+    def openai_audio(self, wav_base64: str) -> dict[str, Any]:
+        """A WAV clip as a chat-completions content part, in the shape the server takes."""
+        if self.audio_part == "audio_url":
+            return {
+                "type": "audio_url",
+                "audio_url": {"url": f"data:audio/wav;base64,{wav_base64}"},
+            }
+        return {"type": "input_audio", "input_audio": {"data": wav_base64, "format": "wav"}}
+
     def openai_messages(self, prompt: str, wav_base64: str) -> list[dict[str, Any]]:
-        """The same conversation in OpenAI chat-completions form, audio as `input_audio`."""
-        audio_part = {"type": "input_audio", "input_audio": {"data": wav_base64, "format": "wav"}}
+        """The same conversation in OpenAI chat-completions form."""
+        audio_part = self.openai_audio(wav_base64)
         text_part = {"type": "text", "text": prompt}
         content = [audio_part, text_part] if self.audio_first else [text_part, audio_part]
         messages: list[dict[str, Any]] = []
@@ -98,6 +119,21 @@ QWEN2_AUDIO = Family(
     audio_first=True,
     processor_kwargs={"sampling_rate": SAMPLE_RATE},
 )
+# Xiaomi's MiMo-Audio-7B-Instruct, served by vLLM-Omni with its own chat template. Prompts
+# are those of its task examples (vLLM-Omni's examples/offline_inference/mimo_audio): the
+# audio first, then the instruction; ASR in the speech's own language.
+MIMO_AUDIO = Family(
+    name="mimo_audio",
+    system_prompt=None,  # its chat template adds "You are a helpful assistant."
+    caption_prompt="Describe the sounds in this audio in one sentence.",
+    asr_prompt="Please transcribe this audio file",
+    asr_language_prompt="Please transcribe this audio file",
+    asr_prompts={"zh": "请将这段语音转换为文字"},
+    audio_first=True,
+    audio_part="audio_url",
+    text_modalities=("text",),
+    speaks=True,
+)
 GENERIC = Family(
     name="generic",
     system_prompt=None,
@@ -109,7 +145,9 @@ GENERIC = Family(
 )
 
 
-FAMILIES: Mapping[str, Family] = {f.name: f for f in (MIDASHENGLM, QWEN2_AUDIO, GENERIC)}
+FAMILIES: Mapping[str, Family] = {
+    f.name: f for f in (MIDASHENGLM, QWEN2_AUDIO, MIMO_AUDIO, GENERIC)
+}
 
 
 def select_family(
@@ -145,6 +183,8 @@ def family_for_model_name(name: str | None) -> Family:
     lowered = (name or "").lower()
     if "midasheng" in lowered:
         return MIDASHENGLM
+    if "mimo-audio" in lowered or "mimo_audio" in lowered:
+        return MIMO_AUDIO
     if "qwen2-audio" in lowered or "qwen2_audio" in lowered:
         return QWEN2_AUDIO
     return GENERIC

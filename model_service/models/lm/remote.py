@@ -7,6 +7,7 @@ import asyncio
 import base64
 from collections.abc import Mapping
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -67,7 +68,7 @@ class OpenAIAudioLM(AudioLMBase):
         if family is not None and family not in FAMILIES:
             raise LMLoadError(f"unknown LM family {family!r}: use one of {', '.join(FAMILIES)}")
         self._family_override = FAMILIES[family] if family else None
-        self._api_key = api_key
+        self.api_key = api_key
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
         self.max_queue = max_queue
@@ -91,8 +92,8 @@ class OpenAIAudioLM(AudioLMBase):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
     async def start(self) -> None:
@@ -145,14 +146,7 @@ class OpenAIAudioLM(AudioLMBase):
                 await self._read_models(self._session)
                 wav = to_wav_bytes(np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE)
                 prompt = self.family.prompt(TASK_CAPTION)
-                body = {
-                    **self.generation,
-                    "model": self.model,
-                    "messages": self.family.openai_messages(
-                        prompt, base64.b64encode(wav).decode("ascii")
-                    ),
-                    "max_tokens": 1,
-                }
+                body = self._body(prompt, base64.b64encode(wav).decode("ascii"), 1)
                 await self._request(self._session, "POST", "/chat/completions", body)
         except (LMError, TimeoutError) as err:
             await self.stop()
@@ -177,7 +171,7 @@ class OpenAIAudioLM(AudioLMBase):
             async with session.request(method, url, json=body, headers=self._headers()) as resp:
                 if resp.status >= 400:
                     raise LMError(
-                        f"the LM server answered {resp.status} to {path}: {await _error_text(resp)}"
+                        f"the LM server answered {resp.status} to {path}: {await error_text(resp)}"
                     )
                 try:
                     return await resp.json(content_type=None)
@@ -199,12 +193,7 @@ class OpenAIAudioLM(AudioLMBase):
                 name = await self._model_name(self._session)
                 wav = base64.b64encode(to_wav_bytes(request.audio, SAMPLE_RATE)).decode("ascii")
                 prompt = self.family.prompt(request.task, request.text)
-                body = {
-                    **self.generation,
-                    "model": name,
-                    "messages": self.family.openai_messages(prompt, wav),
-                    "max_tokens": self.max_new_tokens,
-                }
+                body = self._body(prompt, wav, self.max_new_tokens, name)
                 data = await self._request(self._session, "POST", "/chat/completions", body)
         except TimeoutError as err:
             raise LMTimeoutError(
@@ -212,14 +201,53 @@ class OpenAIAudioLM(AudioLMBase):
             ) from err
         finally:
             self._waiting -= 1
-        try:
-            content = data["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as err:
-            raise LMError("the LM server's answer has no choices[0].message.content") from err
-        return strip_thinking(str(content or ""))
+        return strip_thinking(strip_special_tokens(answer_text(data)))
+
+    def _body(
+        self, prompt: str, wav_base64: str, max_tokens: int, model: str | None = None
+    ) -> dict[str, Any]:
+        """A chat-completions request in the family's conventions."""
+        body: dict[str, Any] = {
+            **self.generation,
+            "model": model or self.model,
+            "messages": self.family.openai_messages(prompt, wav_base64),
+            "max_tokens": max_tokens,
+        }
+        if self.family.text_modalities is not None:
+            body["modalities"] = list(self.family.text_modalities)
+        return body
 
 
-async def _error_text(resp: aiohttp.ClientResponse) -> str:
+def answer_text(data: Any) -> str:
+    """The text of a chat-completions answer.
+
+    An omni server (vLLM-Omni) may answer with a choice per output stage, the text in
+    `message.content` and speech in `message.audio`; the first choice with text is the answer.
+    """
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise LMError("the LM server's answer has no choices[0].message.content")
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            return str(message["content"])
+    first = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if isinstance(first, dict) and "content" in first and first["content"] is None:
+        return ""
+    raise LMError("the LM server's answer has no choices[0].message.content")
+
+
+# MiMo-Audio's stream markers (<|sostm|>, <|eot|>, <|empty|>, ...), should a server hand
+# them back with the text.
+_SPECIAL_TOKEN = re.compile(r"<\|[a-z_]{2,16}\|>")
+
+
+def strip_special_tokens(text: str) -> str:
+    """Text without chat-template markers such as `<|eot|>`."""
+    return _SPECIAL_TOKEN.sub("", text)
+
+
+async def error_text(resp: aiohttp.ClientResponse) -> str:
     """The message of an error answer (OpenAI, vLLM and FastAPI shapes), kept short."""
     text = await resp.text()
     try:
