@@ -233,6 +233,13 @@ class ModelInfo:
         return {"name": self.name, "backend": self.backend, **self.details}
 
 
+def _speech_model(data: Any) -> ModelInfo | None:
+    """The speech model `models.tts` describes, or None when none speaks (or none is said)."""
+    if not isinstance(data, Mapping) or not data.get("available"):
+        return None
+    return ModelInfo.from_dict({k: v for k, v in data.items() if k != "available"})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceInfo:
     """What `/v1/info` says about the service."""
@@ -248,6 +255,8 @@ class ServiceInfo:
     lm: ModelInfo | None
     asr: ModelInfo | None
     capabilities: tuple[str, ...]
+    # The speech model (MiMo-Audio) when one speaks, with its languages and voices.
+    tts: ModelInfo | None = None
     # Gestures (double clap, triple clap, double snap): the gesture event entity and triggers.
     gestures: tuple[Category, ...] = ()
 
@@ -268,6 +277,7 @@ class ServiceInfo:
             lm=ModelInfo.from_dict(models.get("lm")),
             asr=ModelInfo.from_dict(models.get("asr")),
             capabilities=tuple(data.get("capabilities") or ()),
+            tts=_speech_model(models.get("tts")),
         )
 
     @property
@@ -305,6 +315,7 @@ class ServiceInfo:
                 "tagger": self.tagger.as_dict() if self.tagger else None,
                 "lm": self.lm.as_dict() if self.lm else None,
                 "asr": self.asr.as_dict() if self.asr else None,
+                **({"tts": {"available": True, **self.tts.as_dict()}} if self.tts else {}),
             },
             "capabilities": list(self.capabilities),
         }
@@ -636,6 +647,37 @@ class MidashengClient:
         request_timeout: float | None = None,
     ) -> Any:
         """Send a request; return decoded JSON (None for 204), mapping every failure."""
+        url, status, resp_type, body = await self._send(
+            method,
+            *parts,
+            params=params,
+            json_body=json_body,
+            data=data,
+            content_type=content_type,
+            request_timeout=request_timeout,
+        )
+        if status == 204:
+            return None
+        if resp_type != "application/json":
+            raise MidashengResponseError(
+                f"{url.path} answered {resp_type or 'no content type'}, not JSON", status
+            )
+        try:
+            return json.loads(body)
+        except ValueError as err:
+            raise MidashengResponseError(f"{url.path} answered invalid JSON", status) from err
+
+    async def _send(
+        self,
+        method: str,
+        *parts: str | int,
+        params: Mapping[str, str | int | float] | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        content_type: str | None = None,
+        request_timeout: float | None = None,
+    ) -> tuple[URL, int, str, bytes]:
+        """Send a request; (url, status, content type, body) of a success, else the error."""
         headers = self._headers
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -656,16 +698,7 @@ class MidashengClient:
 
         if status >= 400:
             raise self._error_for(status, body, resp_headers)
-        if status == 204:
-            return None
-        if resp_type != "application/json":
-            raise MidashengResponseError(
-                f"{url.path} answered {resp_type or 'no content type'}, not JSON", status
-            )
-        try:
-            return json.loads(body)
-        except ValueError as err:
-            raise MidashengResponseError(f"{url.path} answered invalid JSON", status) from err
+        return url, status, resp_type, body
 
     @staticmethod
     def _error_for(status: int, body: bytes, headers: Mapping[str, str]) -> MidashengError:
@@ -918,6 +951,29 @@ class MidashengClient:
             return Transcription(text=str(data["text"]), language=data.get("language"))
         except (KeyError, TypeError) as err:
             raise MidashengResponseError(f"unexpected /v1/transcribe answer: {err!r}") from err
+
+    async def speak(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        voice: str | None = None,
+        instruction: str | None = None,
+    ) -> bytes:
+        """Text to speech by the service's speech model: a WAV file."""
+        body: dict[str, Any] = {"text": text}
+        if language:
+            body["language"] = language
+        if voice:
+            body["voice"] = voice
+        if instruction:
+            body["instruction"] = instruction
+        url, status, resp_type, audio = await self._send(
+            "POST", "speak", json_body=body, request_timeout=self._audio_timeout
+        )
+        if resp_type != "audio/wav" or len(audio) <= 44:
+            raise MidashengResponseError(f"{url.path} answered no speech ({resp_type})", status)
+        return audio
 
     # WebSocket
 
