@@ -342,6 +342,43 @@ class ServiceProcess(ManagedProcess):
         await wait_for(healthy, f"the model service at {self.url}", timeout=timeout, interval=0.2)
 
 
+class MimoServerProcess(ManagedProcess):
+    """A stand-in MiMo server (`devtools/mimo_servers.py`) as a real child process: "omni"
+    (vLLM-Omni with MiMo-Audio) or "asr" (an OpenAI-compatible transcription server)."""
+
+    def __init__(
+        self, kind: str, log_path: Path, *, first_delay: float = 0.0, piece_delay: float = 0.0
+    ) -> None:
+        """Prepare (but do not start) the stand-in on a free port."""
+        self.port = free_port()
+        python = str(SERVICE_PYTHON if SERVICE_PYTHON.exists() else sys.executable)
+        argv = [python, "-m", "devtools.mimo_servers", kind, "--port", str(self.port)]
+        argv += ["--first-delay", str(first_delay), "--piece-delay", str(piece_delay)]
+        env = {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        }
+        super().__init__(f"stand-in {kind} server", argv, log_path=log_path, env=env)
+
+    @property
+    def url(self) -> str:
+        """Its OpenAI-compatible base URL."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until `/v1/models` answers."""
+        await self.spawn()
+
+        async def listening() -> bool:
+            self.check_alive()
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{self.url}/models", timeout=aiohttp.ClientTimeout(total=2)) as resp,
+            ):
+                return resp.status == 200
+
+        await wait_for(listening, f"the {self.name} at {self.url}", timeout=timeout, interval=0.2)
+
+
 class HomeAssistantProcess(ManagedProcess):
     """A real Home Assistant on a copy of `config/`, with the integration linked in."""
 
@@ -837,17 +874,24 @@ class HomeAssistantWebSocket:
         return queue
 
     async def run_assist_audio(
-        self, pipeline_id: str, pcm16: bytes, *, chunk: int = 3200, timeout: float = 60.0
+        self,
+        pipeline_id: str,
+        pcm16: bytes,
+        *,
+        chunk: int = 3200,
+        timeout: float = 60.0,
+        end_stage: str = "intent",
     ) -> list[dict[str, Any]]:
-        """Run an Assist pipeline from speech to intent on 16 kHz PCM, as the voice dialog
-        does (binary WebSocket frames tagged with the run's handler id, then an empty one);
-        the run's events, up to `run-end` or `error`."""
+        """Run an Assist pipeline from speech to `end_stage` (intent, or tts: the answer
+        spoken) on 16 kHz PCM, as the voice dialog does (binary WebSocket frames tagged with
+        the run's handler id, then an empty one); the run's events, up to `run-end` or
+        `error`."""
         assert self.ws is not None
         queue = await self.subscribe(
             "assist_pipeline/run",
             pipeline=pipeline_id,
             start_stage="stt",
-            end_stage="intent",
+            end_stage=end_stage,
             input={"sample_rate": RATE, "no_vad": True},
         )
         events: list[dict[str, Any]] = []
@@ -863,9 +907,16 @@ class HomeAssistantWebSocket:
         return events
 
     async def create_assist_pipeline(
-        self, name: str, *, stt: str | None, conversation: str, language: str = "en"
+        self,
+        name: str,
+        *,
+        stt: str | None,
+        conversation: str,
+        language: str = "en",
+        tts: str | None = None,
+        tts_voice: str | None = None,
     ) -> dict[str, Any]:
-        """A new Assist pipeline with these engines (no TTS, no wake word); its record."""
+        """A new Assist pipeline with these engines (no wake word); its record."""
         return dict(
             await self.call(
                 "assist_pipeline/pipeline/create",
@@ -875,9 +926,9 @@ class HomeAssistantWebSocket:
                 conversation_language=language,
                 stt_engine=stt,
                 stt_language=language if stt else None,
-                tts_engine=None,
-                tts_language=None,
-                tts_voice=None,
+                tts_engine=tts,
+                tts_language=language if tts else None,
+                tts_voice=tts_voice,
                 wake_word_entity=None,
                 wake_word_id=None,
             )

@@ -30,6 +30,7 @@ from devtools.harness import (
     HarnessError,
     HomeAssistantClient,
     HomeAssistantProcess,
+    MimoServerProcess,
     ServiceClient,
     ServiceProcess,
     tail,
@@ -92,11 +93,34 @@ async def stack(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stack
     """Start the service and Home Assistant side by side, then onboard Home Assistant."""
     token = secrets.token_hex(16)
     service_args = request.node.get_closest_marker("service_args")
+    extra_args = list(service_args.args if service_args else ())
+    # MiMo stand-ins (devtools/mimo_servers.py) as processes of their own: MiMo-Audio on
+    # vLLM-Omni speaks, and an OpenAI-compatible transcription server hears what the phrase
+    # grammar rejects.
+    mimo = request.node.get_closest_marker("mimo")
+    stand_ins = (
+        [
+            MimoServerProcess("omni", tmp_path / "omni.log", **mimo.kwargs),
+            MimoServerProcess("asr", tmp_path / "asr.log"),
+        ]
+        if mimo
+        else []
+    )
+    try:
+        for stand_in in stand_ins:
+            await stand_in.start()
+    except BaseException:
+        for stand_in in stand_ins:
+            await stand_in.stop()
+        raise
+    if stand_ins:
+        extra_args += ["--tts", f"openai:{stand_ins[0].url}"]
+        extra_args += ["--asr-fallback", f"openai:{stand_ins[1].url}"]
     service = ServiceProcess(
         tmp_path / "service-data",
         token=token,
         log_path=tmp_path / "service.log",
-        extra_args=service_args.args if service_args else (),
+        extra_args=extra_args,
     )
     marker = request.node.get_closest_marker("automations")
     hass = HomeAssistantProcess(
@@ -127,6 +151,8 @@ async def stack(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stack
         finally:
             await hass.stop()
             await service.stop()
+            for stand_in in stand_ins:
+                await stand_in.stop()
             problems = hass.log_problems()
             if problems:
                 print("Home Assistant log errors:\n" + "\n".join(problems[-30:]))
@@ -149,6 +175,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "automations(list): automations written into Home Assistant's config copy"
     )
     config.addinivalue_line("markers", "service_args(*args): command-line options of the service")
+    config.addinivalue_line(
+        "markers", "mimo(**delays): run MiMo stand-ins and point --tts/--asr-fallback at them"
+    )
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -1181,3 +1181,100 @@ async def test_a_sound_taught_from_three_rings_is_heard_on_the_fourth(stack: Sta
     REPORT.append(
         "taught sound: three rings taught through teach_sound, the fourth turned its sensor on"
     )
+
+
+# -- the voice loop with Xiaomi's MiMo models (stand-ins) ------------------------------------
+
+
+@pytest.mark.service_args("--asr", "pocketsphinx")
+@pytest.mark.mimo(first_delay=0.3, piece_delay=0.1)
+async def test_assist_pipeline_hears_answers_and_speaks_with_mimo(stack: Stack) -> None:
+    """One Assist pipeline of this integration's parts: its speech to text (the phrase
+    grammar, and an OpenAI-compatible transcription server for what the grammar rejects),
+    its agent, and its text to speech (MiMo-Audio on a vLLM-Omni stand-in). Audio goes in;
+    text, an answer and playable speech of that answer come out."""
+    import subprocess
+
+    from devtools.mimo_servers import espeak
+    from devtools.stt_sentences import speak
+
+    await stack.setup_integration()
+    async with stack.ha.websocket() as ws:
+
+        async def entity(domain: str) -> str | None:
+            entries = await ws.call("config/entity_registry/list")
+            return next(
+                (
+                    e["entity_id"]
+                    for e in entries
+                    if e["platform"] == "midasheng" and e["entity_id"].startswith(f"{domain}.")
+                ),
+                None,
+            )
+
+        stt_entity = await wait_for(
+            lambda: entity("stt"), "the speech-to-text entity", timeout=30.0
+        )
+        tts_entity = await wait_for(
+            lambda: entity("tts"), "the text-to-speech entity", timeout=30.0
+        )
+        pipeline = await ws.create_assist_pipeline(
+            "MiDasheng voice loop",
+            stt=stt_entity,
+            conversation="conversation.midasheng_audio",
+            tts=tts_entity,
+            tts_voice="calm",
+        )
+        silence = np.zeros(RATE // 2, np.float32)
+
+        async def run(text: str) -> dict[str, Any]:
+            audio = np.concatenate([silence, speak(text), silence])
+            events = await ws.run_assist_audio(pipeline["id"], to_pcm16(audio), end_stage="tts")
+            assert events[-1]["type"] == "run-end", events
+            return {e["type"]: e["data"] for e in events}
+
+        async def spoken_seconds(url: str) -> float:
+            async with stack.session.get(f"{stack.hass.url}{url}") as resp:
+                assert resp.status == 200, resp.status
+                audio = await resp.read()
+            pcm = subprocess.run(
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-i",
+                    "pipe:",
+                    "-f",
+                    "s16le",
+                    "-ac",
+                    "1",
+                    "-ar",
+                    "16000",
+                    "-",
+                ],
+                input=audio,
+                capture_output=True,
+                check=True,
+            ).stdout
+            return len(pcm) / 2 / RATE
+
+        known = await run("what did you hear")
+        assert known["stt-end"]["stt_output"]["text"].lower() == "what did you hear"
+        answer = known["intent-end"]["intent_output"]["response"]["speech"]["plain"]["speech"]
+        assert answer
+        said = await spoken_seconds(known["tts-end"]["tts_output"]["url"])
+        expected = espeak(answer).size / 24000
+        assert abs(said - expected) < 0.15, (said, expected, answer)
+
+        # Outside the phrases: the transcription server hears it; the loop still closes.
+        other = await run("please call my mother now")
+        heard = other["stt-end"]["stt_output"]["text"]
+        assert heard, other
+        other_answer = other["intent-end"]["intent_output"]["response"]["speech"]["plain"]["speech"]
+        assert other_answer
+        assert await spoken_seconds(other["tts-end"]["tts_output"]["url"]) > 0.5
+    REPORT.append(
+        f"voice loop with MiMo stand-ins: 'what did you hear' -> {answer!r}, spoken "
+        f"{said:.1f} s; 'please call my mother now' heard as {heard!r} by the transcription "
+        "server, answered and spoken"
+    )
