@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 import json
@@ -952,28 +953,66 @@ class MidashengClient:
         except (KeyError, TypeError) as err:
             raise MidashengResponseError(f"unexpected /v1/transcribe answer: {err!r}") from err
 
-    async def speak(
+    async def speak_stream(
         self,
         text: str,
         *,
         language: str | None = None,
         voice: str | None = None,
         instruction: str | None = None,
-    ) -> bytes:
-        """Text to speech by the service's speech model: a WAV file."""
-        body: dict[str, Any] = {"text": text}
+    ) -> AsyncIterator[bytes]:
+        """Text to speech, streamed: a WAV header (sizes unknown), then the speech as the
+        model makes it. A refused request raises here, before the first byte is awaited."""
+        body: dict[str, Any] = {"text": text, "stream": True}
         if language:
             body["language"] = language
         if voice:
             body["voice"] = voice
         if instruction:
             body["instruction"] = instruction
-        url, status, resp_type, audio = await self._send(
-            "POST", "speak", json_body=body, request_timeout=self._audio_timeout
-        )
-        if resp_type != "audio/wav" or len(audio) <= 44:
-            raise MidashengResponseError(f"{url.path} answered no speech ({resp_type})", status)
-        return audio
+        url = self._url("speak")
+        stack = contextlib.AsyncExitStack()
+        try:
+            async with asyncio.timeout(self._audio_timeout):
+                response = await stack.enter_async_context(
+                    self._session.post(url, json=body, headers=self._headers)
+                )
+                if response.status >= 400:
+                    raise self._error_for(response.status, await response.read(), response.headers)
+                if response.content_type != "audio/wav":
+                    raise MidashengResponseError(
+                        f"{url.path} answered {response.content_type}, not speech",
+                        response.status,
+                    )
+        except TimeoutError as err:
+            await stack.aclose()
+            raise MidashengConnectionError(f"timeout talking to {self._base}") from err
+        except (aiohttp.ClientError, OSError) as err:
+            await stack.aclose()
+            raise MidashengConnectionError(f"cannot reach {self._base}: {err}") from err
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self._speech_blocks(stack, response)
+
+    async def _speech_blocks(
+        self, stack: contextlib.AsyncExitStack, response: aiohttp.ClientResponse
+    ) -> AsyncIterator[bytes]:
+        """The body of a streamed answer as it arrives; each block within the audio timeout."""
+        async with stack:
+            try:
+                while True:
+                    async with asyncio.timeout(self._audio_timeout):
+                        block = await response.content.readany()
+                    if not block:
+                        return
+                    yield block
+            except TimeoutError as err:
+                raise MidashengConnectionError(f"{self._base} stopped sending speech") from err
+            except (aiohttp.ClientError, OSError) as err:
+                raise MidashengConnectionError(
+                    f"speech from {self._base} broke off: {err}"
+                ) from err
 
     # WebSocket
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from homeassistant.components.tts import (
-    ATTR_VOICE,
-    TextToSpeechEntity,
-    TtsAudioType,
-    Voice,
-)
+from homeassistant.components.tts import ATTR_VOICE, TextToSpeechEntity, Voice
+
+# From the entity module: Home Assistant 2025.4 does not export TTSAudioResponse from the package.
+from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -81,18 +80,31 @@ class MidashengTextToSpeechEntity(TextToSpeechEntity):
         """The speaking styles the service offers (the same in every language)."""
         return self._voices or None
 
-    async def async_get_tts_audio(
-        self, message: str, language: str, options: dict[str, Any]
-    ) -> TtsAudioType:
-        """Speech for `message` as a WAV file."""
+    async def async_stream_tts_audio(self, request: TTSAudioRequest) -> TTSAudioResponse:
+        """Speech streamed as the model makes it, so playback starts with the first words.
+
+        The message is collected first (the model speaks a whole text); a refused request
+        fails here, and speech that breaks off ends the stream with an error.
+        """
+        message = "".join([chunk async for chunk in request.message_gen])
         try:
-            audio = await self._entry.runtime_data.client.speak(
+            blocks = await self._entry.runtime_data.client.speak_stream(
                 message,
-                language=language,
-                voice=options.get(ATTR_VOICE),
-                instruction=options.get(ATTR_INSTRUCTION),
+                language=request.language,
+                voice=request.options.get(ATTR_VOICE),
+                instruction=request.options.get(ATTR_INSTRUCTION),
             )
         except MidashengError as err:
             LOGGER.warning("Text to speech failed: %s", err)
             raise HomeAssistantError(f"MiDasheng Audio could not speak: {err}") from err
-        return "wav", audio
+        return TTSAudioResponse("wav", _relayed(blocks))
+
+
+async def _relayed(blocks: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
+    """The service's blocks, with a failure part way said as Home Assistant's error."""
+    try:
+        async for block in blocks:
+            yield block
+    except MidashengError as err:
+        LOGGER.warning("Text to speech broke off: %s", err)
+        raise HomeAssistantError(f"MiDasheng Audio stopped speaking: {err}") from err

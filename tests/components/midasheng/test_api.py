@@ -57,6 +57,7 @@ class Service:
         self.ws_script: list[dict[str, Any] | str] = []
         self.override: dict[str, web.Response] = {}
         self.delay = 0.0
+        self.speech_gate: asyncio.Event | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -86,6 +87,7 @@ class Service:
         app.router.add_post("/v1/describe", self.lm)
         app.router.add_post("/v1/ask", self.lm)
         app.router.add_post("/v1/transcribe", self.transcribe)
+        app.router.add_post("/v1/speak", self.speak)
         app.router.add_get("/v1/ws", self.ws)
         return app
 
@@ -165,6 +167,17 @@ class Service:
     async def transcribe(self, request: web.Request) -> web.Response:
         await self._record(request)
         return web.json_response({"text": "turn on the light", "language": "en"})
+
+    async def speak(self, request: web.Request) -> web.StreamResponse:
+        """A streamed WAV in two pieces; `speech_gate` (when set) holds the second back."""
+        await self._record(request)
+        response = web.StreamResponse(headers={"Content-Type": "audio/wav"})
+        await response.prepare(request)
+        await response.write(b"RIFF\xff\xff\xff\xffWAVE" + b"h" * 32)
+        if self.speech_gate is not None:
+            await self.speech_gate.wait()
+        await response.write(b"\x01\x00" * 100)
+        return response
 
     async def ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -324,6 +337,31 @@ async def test_describe_ask_transcribe(service, session) -> None:
     }
     await client.transcribe(b"wav")
     assert svc.requests[-1][3] == {"audio": b"wav"}
+
+
+async def test_speak_stream(service, session) -> None:
+    """Speech arrives block by block as the service sends it; a refusal raises at the call."""
+    svc, server = service
+    client = make_client(server, session)
+    svc.speech_gate = asyncio.Event()
+    blocks = await client.speak_stream("hello", language="en", voice="calm")
+    first = await anext(blocks)
+    assert first.startswith(b"RIFF")  # before the rest was even sent
+    svc.speech_gate.set()
+    rest = b"".join([block async for block in blocks])
+    assert len(first) + len(rest) == 44 + 200
+    assert svc.requests[-1][3] == {
+        "text": "hello",
+        "stream": True,
+        "language": "en",
+        "voice": "calm",
+    }
+    svc.override["/v1/speak"] = web.json_response({"error": "no speech model"}, status=501)
+    with pytest.raises(MidashengNotSupportedError, match="no speech model"):
+        await client.speak_stream("hello")
+    svc.override["/v1/speak"] = web.json_response({"text": "not audio"})
+    with pytest.raises(MidashengResponseError, match="not speech"):
+        await client.speak_stream("hello")
 
 
 @pytest.mark.parametrize(

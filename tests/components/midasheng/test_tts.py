@@ -3,11 +3,11 @@ its voices, and hands Home Assistant the service's WAV (through `tts.speak` to a
 
 from __future__ import annotations
 
-import io
+from collections.abc import AsyncIterator
+import struct
 import subprocess
 from typing import Any
 from unittest.mock import MagicMock
-import wave
 
 from homeassistant.components import tts
 from homeassistant.components.media_player import ATTR_MEDIA_CONTENT_ID
@@ -19,7 +19,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.midasheng.api import MidashengResponseError, ServiceInfo
+from custom_components.midasheng.api import (
+    MidashengConnectionError,
+    MidashengResponseError,
+    ServiceInfo,
+)
 
 from .conftest import load_json
 
@@ -30,14 +34,30 @@ VOICES = [
 ]
 
 
-def _wav(seconds: float = 0.5, rate: int = 24000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"\x01\x00" * int(seconds * rate))
-    return buffer.getvalue()
+RATE = 24000
+# What `/v1/speak` streams: a WAV header whose sizes are unknown (0xFFFFFFFF), then the PCM in
+# the pieces the model makes (here 0.25 s each, 0.5 s in all).
+HEADER = (
+    b"RIFF\xff\xff\xff\xffWAVEfmt "
+    + struct.pack("<IHHIIHH", 16, 1, 1, RATE, RATE * 2, 2, 16)
+    + b"data\xff\xff\xff\xff"
+)
+PIECES = [HEADER, b"\x01\x00" * (RATE // 4), b"\x02\x00" * (RATE // 4)]
+
+
+def _streamed(*pieces: bytes, error: Exception | None = None) -> Any:
+    """A `speak_stream` stand-in: the blocks as an async iterator, maybe failing after them."""
+
+    async def blocks() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+        if error is not None:
+            raise error
+
+    async def speak_stream(*args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
+        return blocks()
+
+    return speak_stream
 
 
 @pytest.fixture
@@ -54,7 +74,7 @@ def speaking_client(mock_client: MagicMock) -> MagicMock:
     }
     info["capabilities"] = [*info["capabilities"], "speak"]
     mock_client.info.return_value = ServiceInfo.from_dict(info)
-    mock_client.speak.return_value = _wav()
+    mock_client.speak_stream.side_effect = _streamed(*PIECES)
     return mock_client
 
 
@@ -119,7 +139,7 @@ async def test_speak_to_a_player(
     )
     assert extension == "mp3"
     assert abs(_seconds_of(data) - 0.5) < 0.1  # a playable MP3 of the service's 0.5 s
-    speaking_client.speak.assert_awaited_once_with(
+    speaking_client.speak_stream.assert_awaited_once_with(
         "The washing machine has finished", language="en", voice="calm", instruction=None
     )
 
@@ -144,22 +164,26 @@ async def _speak(hass: HomeAssistant, options: dict[str, Any]) -> tuple[str | No
     return await tts.async_get_media_source_audio(hass, calls[-1].data[ATTR_MEDIA_CONTENT_ID])
 
 
-async def test_an_instruction_and_a_failure(
+async def test_an_instruction_and_failures(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry, speaking_client: MagicMock
 ) -> None:
-    """A free-text instruction reaches the service; a failed request is an error, not
-    silence."""
+    """A free-text instruction reaches the service; a refused request and speech that breaks
+    off are errors, not silence."""
     await _setup(hass, mock_config_entry)
-    assert await _speak(hass, {"instruction": "whisper it"}) == (
-        "wav",
-        speaking_client.speak.return_value,
-    )
-    speaking_client.speak.assert_awaited_with(
+    assert await _speak(hass, {"instruction": "whisper it"}) == ("wav", b"".join(PIECES))
+    speaking_client.speak_stream.assert_awaited_with(
         "hello", language="zh", voice="default", instruction="whisper it"
     )
-    speaking_client.speak.side_effect = MidashengResponseError("the speech server failed", 502)
+    speaking_client.speak_stream.side_effect = MidashengResponseError(
+        "the speech server failed", 502
+    )
     with pytest.raises(HomeAssistantError, match="the speech server failed"):
         await _speak(hass, {})
+    speaking_client.speak_stream.side_effect = _streamed(
+        *PIECES[:2], error=MidashengConnectionError("speech broke off")
+    )
+    with pytest.raises(HomeAssistantError, match="stopped speaking: speech broke off"):
+        await _speak(hass, {"voice": "calm"})
 
 
 async def test_no_entity_without_a_speech_model(
