@@ -23,7 +23,7 @@ Linux, dies with its parent, so an interrupted run leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -390,10 +390,16 @@ class HomeAssistantProcess(ManagedProcess):
         port: int | None = None,
         host: str = "127.0.0.1",
         extra_automations: Sequence[dict[str, Any]] = (),
+        extra_components: Mapping[str, Path] | None = None,
+        extra_config: str = "",
         debug: bool = False,
     ) -> None:
-        """Prepare (but do not start) Home Assistant in `config_dir`."""
+        """Prepare (but do not start) Home Assistant in `config_dir`; `extra_components`
+        (domain -> folder) are linked in beside the integration and `extra_config` is
+        appended to configuration.yaml (stand-ins a test needs)."""
         self.config_dir = config_dir
+        self.extra_components = dict(extra_components or {})
+        self.extra_config = extra_config
         self.port = port or free_port()
         self.host = host
         self.extra_automations = list(extra_automations)
@@ -425,6 +431,9 @@ class HomeAssistantProcess(ManagedProcess):
             for item in CONFIG_TEMPLATE.iterdir():
                 if item.is_file() and item.suffix == ".yaml":
                     shutil.copy2(item, self.config_dir / item.name)
+            if self.extra_config:
+                with (self.config_dir / "configuration.yaml").open("a", encoding="utf-8") as f:
+                    f.write("\n" + self.extra_config)
             if self.extra_automations:
                 (self.config_dir / "automations.yaml").write_text(
                     json.dumps(self.extra_automations, indent=2) + "\n", encoding="utf-8"
@@ -457,6 +466,10 @@ class HomeAssistantProcess(ManagedProcess):
         links = {
             self.config_dir / "custom_components" / DOMAIN: INTEGRATION,
             self.config_dir / "blueprints" / "automation" / DOMAIN: BLUEPRINTS,
+            **{
+                self.config_dir / "custom_components" / domain: folder
+                for domain, folder in self.extra_components.items()
+            },
         }
         for link, target in links.items():
             if link.is_symlink() or not target.exists():

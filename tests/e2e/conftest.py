@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 import secrets
 import sys
 import time
@@ -35,6 +36,8 @@ from devtools.harness import (
     ServiceProcess,
     tail,
 )
+
+PLAYER_STAND_IN = Path(__file__).resolve().parents[2] / "devtools" / "player_stand_in"
 
 # Measurements the tests report; printed in pytest's terminal summary even when they pass.
 REPORT: list[str] = []
@@ -127,6 +130,9 @@ async def stack(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stack
         tmp_path / "ha-config",
         log_path=tmp_path / "ha-console.log",
         extra_automations=marker.args[0] if marker else (),
+        # With the MiMo stand-ins, a media player stand-in that fetches what it plays.
+        extra_components={"player_stand_in": PLAYER_STAND_IN} if mimo else None,
+        extra_config="media_player:\n  - platform: player_stand_in\n" if mimo else "",
     )
     started = time.monotonic()
     async with aiohttp.ClientSession() as session:

@@ -11,6 +11,7 @@ import asyncio
 from collections import Counter, defaultdict
 import contextlib
 from datetime import UTC, datetime
+from pathlib import Path
 import sys
 import time
 from typing import Any
@@ -1273,8 +1274,49 @@ async def test_assist_pipeline_hears_answers_and_speaks_with_mimo(stack: Stack) 
         other_answer = other["intent-end"]["intent_output"]["response"]["speech"]["plain"]["speech"]
         assert other_answer
         assert await spoken_seconds(other["tts-end"]["tts_output"]["url"]) > 0.5
+
+        # `tts.speak` to a media player: the stand-in fetches what it is told to play.
+        message = "The washing machine has finished."
+        await ws.call(
+            "call_service",
+            domain="tts",
+            service="speak",
+            service_data={
+                "media_player_entity_id": "media_player.stand_in_player",
+                "message": message,
+                "options": {"voice": "cheerful"},
+            },
+            target={"entity_id": tts_entity},
+        )
+
+        async def played() -> str | None:
+            state = await stack.ha.state("media_player.stand_in_player")
+            return (state or {}).get("attributes", {}).get("played_file")
+
+        played_file = Path(await wait_for(played, "the player to fetch the speech", timeout=30.0))
+        decoded = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                str(played_file),
+                "-f",
+                "s16le",
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+        player_seconds = len(decoded) / 2 / RATE
+        assert abs(player_seconds - espeak(message).size / 24000) < 0.15, player_seconds
     REPORT.append(
         f"voice loop with MiMo stand-ins: 'what did you hear' -> {answer!r}, spoken "
         f"{said:.1f} s; 'please call my mother now' heard as {heard!r} by the transcription "
-        "server, answered and spoken"
+        f"server, answered and spoken; tts.speak gave the player a {played_file.suffix[1:]} of "
+        f"{player_seconds:.1f} s"
     )
