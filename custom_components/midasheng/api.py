@@ -648,37 +648,6 @@ class MidashengClient:
         request_timeout: float | None = None,
     ) -> Any:
         """Send a request; return decoded JSON (None for 204), mapping every failure."""
-        url, status, resp_type, body = await self._send(
-            method,
-            *parts,
-            params=params,
-            json_body=json_body,
-            data=data,
-            content_type=content_type,
-            request_timeout=request_timeout,
-        )
-        if status == 204:
-            return None
-        if resp_type != "application/json":
-            raise MidashengResponseError(
-                f"{url.path} answered {resp_type or 'no content type'}, not JSON", status
-            )
-        try:
-            return json.loads(body)
-        except ValueError as err:
-            raise MidashengResponseError(f"{url.path} answered invalid JSON", status) from err
-
-    async def _send(
-        self,
-        method: str,
-        *parts: str | int,
-        params: Mapping[str, str | int | float] | None = None,
-        json_body: Any = None,
-        data: Any = None,
-        content_type: str | None = None,
-        request_timeout: float | None = None,
-    ) -> tuple[URL, int, str, bytes]:
-        """Send a request; (url, status, content type, body) of a success, else the error."""
         headers = self._headers
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -699,7 +668,16 @@ class MidashengClient:
 
         if status >= 400:
             raise self._error_for(status, body, resp_headers)
-        return url, status, resp_type, body
+        if status == 204:
+            return None
+        if resp_type != "application/json":
+            raise MidashengResponseError(
+                f"{url.path} answered {resp_type or 'no content type'}, not JSON", status
+            )
+        try:
+            return json.loads(body)
+        except ValueError as err:
+            raise MidashengResponseError(f"{url.path} answered invalid JSON", status) from err
 
     @staticmethod
     def _error_for(status: int, body: bytes, headers: Mapping[str, str]) -> MidashengError:

@@ -37,10 +37,8 @@ import soundfile as sf
 
 from model_service.arrays import Samples
 from model_service.audio import to_wav_bytes
-from model_service.models.batcher import QueueFullError
 from model_service.models.lm.families import family_for_served_model
-from model_service.models.lm.remote import error_text
-from model_service.redaction import redact_text, redact_url
+from model_service.models.openai_server import OpenAIServer, ServerError, error_text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -113,13 +111,9 @@ class TtsLoadError(RuntimeError):
     """A speech synthesizer cannot be used; the message says why."""
 
 
-class SpeechError(RuntimeError):
-    """Synthesis failed; `status` is the HTTP status the service answers with."""
-
-    def __init__(self, message: str, status: int = 502) -> None:
-        """Keep the status for the API's answer."""
-        super().__init__(message)
-        self.status = status
+class SpeechError(ServerError):
+    """Synthesis failed; `status` is the HTTP status the service answers with (502, or 504
+    for a server that stopped sending)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,98 +259,54 @@ class OpenAISpeechSynthesizer:
         generation: Mapping[str, Any] | None = None,
     ) -> None:
         """Remember the server; `verify` checks that it serves a model that speaks."""
-        self.base_url = base_url.rstrip("/")
-        self.shown_url = redact_url(self.base_url)
+        self.server = OpenAIServer(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            max_queue=max_queue,
+        )
         self.model = model
-        self._api_key = api_key
-        self.timeout = timeout
-        self.max_queue = max_queue
         self.generation = dict(generation or {})
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self._waiting = 0
-        self._session: aiohttp.ClientSession | None = None
         self.info = self._make_info()
 
     def _make_info(self) -> TtsInfo:
-        return TtsInfo(
-            name=self.model or self.shown_url, backend="openai", extra={"url": self.shown_url}
-        )
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream, application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
+        shown = self.server.shown_url
+        return TtsInfo(name=self.model or shown, backend="openai", extra={"url": shown})
 
     async def start(self) -> None:
         """Open the HTTP session."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        await self.server.session()
 
     async def stop(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        await self.server.close()
 
     async def verify(self) -> None:
         """Check, before `Ready`, that the server serves a model that generates speech."""
-        await self.start()
-        assert self._session is not None
+        shown = self.server.shown_url
         try:
-            async with asyncio.timeout(self.timeout):
-                async with self._session.get(
-                    f"{self.base_url}/models",
-                    headers={
-                        "Accept": "application/json",
-                        **{k: v for k, v in self._headers().items() if k == "Authorization"},
-                    },
-                ) as resp:
-                    if resp.status >= 400:
-                        raise SpeechError(
-                            f"it answered {resp.status} to /models: {await error_text(resp)}"
-                        )
-                    data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError, SpeechError) as err:
+            card = await self.server.served(self.model, "--tts-model")
+        except ServerError as err:
             await self.stop()
-            reason = redact_text(str(err), self.base_url) or "no answer"
-            raise TtsLoadError(
-                f"the speech server at {self.shown_url} cannot be used: {reason}"
-            ) from err
-        cards = [
-            c
-            for c in (data.get("data") if isinstance(data, dict) else None) or ()
-            if isinstance(c, dict)
-        ]
-        card = (
-            next((c for c in cards if c.get("id") == self.model), None)
-            if self.model
-            else (cards[0] if cards else None)
-        )
-        if card is None:
-            await self.stop()
-            served = ", ".join(str(c.get("id")) for c in cards) or "no model"
-            raise TtsLoadError(
-                f"the speech server at {self.shown_url} serves {served}"
-                + (f", not {self.model}" if self.model else "")
-            )
-        family = family_for_served_model(card)
-        if not family.speaks:
+            raise TtsLoadError(f"the speech server at {shown} cannot be used: {err}") from err
+        if not family_for_served_model(card).speaks:
             await self.stop()
             raise TtsLoadError(
-                f"the model {card.get('id')} at {self.shown_url} does not generate speech; "
+                f"the model {card['id']} at {shown} does not generate speech; "
                 "serve MiMo-Audio-7B-Instruct with vLLM-Omni (see README)"
             )
         self.model = str(card["id"])
         self.info = self._make_info()
-        _LOGGER.info("Speech synthesis by %s at %s", self.model, self.shown_url)
+        _LOGGER.info("Speech synthesis by %s at %s", self.model, shown)
 
     async def speak(self, request: SpeechRequest) -> AsyncIterator[tuple[int, bytes]]:
-        """(sample rate, 16-bit mono PCM) pieces of the speech, as the server makes them."""
-        if self._waiting >= self.max_queue:
-            raise QueueFullError("tts", 1.0)
-        await self.start()
-        assert self._session is not None
+        """(sample rate, 16-bit mono PCM) pieces of the speech, as the server makes them.
+
+        The wait for each piece is bounded by the timeout (aiohttp's read timeout, so the
+        time the caller takes between pieces never counts).
+        """
+        self.server.admit("tts")
         body = {
             **self.generation,
             "model": self.model,
@@ -364,61 +314,62 @@ class OpenAISpeechSynthesizer:
             "modalities": ["audio"],
             "stream": True,
         }
-        self._waiting += 1
+        self.server.waiting += 1
         try:
-            async with self._slots:
-                async for piece in self._pieces(self._session, body):
+            async with self.server.slots:
+                async for piece in self._pieces(body):
                     yield piece
         except TimeoutError as err:
             raise SpeechError(
-                f"the speech server at {self.shown_url} sent nothing for {self.timeout:g} s",
+                f"the speech server at {self.server.shown_url} sent nothing for "
+                f"{self.server.timeout:g} s",
                 status=504,
             ) from err
         except aiohttp.ClientError as err:
-            reason = redact_text(str(err), self.base_url)
-            raise SpeechError(
-                f"cannot reach the speech server at {self.shown_url}: {reason}"
-            ) from err
+            raise SpeechError(str(self.server.unreachable(err))) from err
         finally:
-            self._waiting -= 1
+            self.server.waiting -= 1
 
-    async def _pieces(
-        self, session: aiohttp.ClientSession, body: dict[str, Any]
-    ) -> AsyncIterator[tuple[int, bytes]]:
-        url = f"{self.base_url}/chat/completions"
+    async def _pieces(self, body: dict[str, Any]) -> AsyncIterator[tuple[int, bytes]]:
+        session = await self.server.session()
+        url = f"{self.server.base_url}/chat/completions"
+        wait = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.server.timeout, sock_read=self.server.timeout
+        )
         rate: int | None = None
         seconds = 0.0
-        async with asyncio.timeout(self.timeout) as deadline:
-            async with session.post(url, json=body, headers=self._headers()) as resp:
-                if resp.status >= 400:
+        headers = self.server.headers("text/event-stream, application/json")
+        async with session.post(url, json=body, headers=headers, timeout=wait) as resp:
+            if resp.status >= 400:
+                raise SpeechError(
+                    f"the speech server answered {resp.status}: {await error_text(resp)}"
+                )
+            encoded = (
+                self._events(resp)
+                if resp.content_type == "text/event-stream"
+                else self._whole(resp)
+            )
+            async for b64 in encoded:
+                piece_rate, pcm = await asyncio.to_thread(wav_piece, _b64(b64))
+                if rate is None:
+                    rate = piece_rate
+                elif piece_rate != rate:
                     raise SpeechError(
-                        f"the speech server answered {resp.status}: {await error_text(resp)}"
+                        f"the speech server changed its sample rate from {rate} to "
+                        f"{piece_rate} Hz within one answer"
                     )
-                if resp.content_type == "text/event-stream":
-                    encoded = self._events(resp)
-                else:
-                    encoded = self._whole(resp)
-                async for b64 in encoded:
-                    piece_rate, pcm = await asyncio.to_thread(wav_piece, _b64(b64))
-                    if rate is None:
-                        rate = piece_rate
-                    elif piece_rate != rate:
-                        raise SpeechError(
-                            f"the speech server changed its sample rate from {rate} to "
-                            f"{piece_rate} Hz within one answer"
-                        )
-                    seconds += len(pcm) / 2 / rate
-                    if seconds > MAX_SPEECH_SECONDS:
-                        _LOGGER.warning(
-                            "Speech cut off after %.0f s: the speech server went on", seconds
-                        )
-                        return
-                    if pcm:
-                        yield rate, pcm
-                    # Every piece that arrives restarts the wait for the next one.
-                    deadline.reschedule(asyncio.get_running_loop().time() + self.timeout)
+                seconds += len(pcm) / 2 / rate
+                if seconds > MAX_SPEECH_SECONDS:
+                    _LOGGER.warning(
+                        "Speech cut off after %.0f s: the speech server went on", seconds
+                    )
+                    return
+                if pcm:
+                    yield rate, pcm
         if rate is None:
-            raise SpeechError(f"the speech server at {self.shown_url} answered without speech")
+            raise SpeechError(
+                f"the speech server at {self.server.shown_url} answered without speech"
+            )
 
     async def _whole(self, resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
         try:

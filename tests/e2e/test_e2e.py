@@ -1194,8 +1194,6 @@ async def test_assist_pipeline_hears_answers_and_speaks_with_mimo(stack: Stack) 
     grammar, and an OpenAI-compatible transcription server for what the grammar rejects),
     its agent, and its text to speech (MiMo-Audio on a vLLM-Omni stand-in). Audio goes in;
     text, an answer and playable speech of that answer come out."""
-    import subprocess
-
     from devtools.mimo_servers import espeak
     from devtools.stt_sentences import speak
 
@@ -1237,27 +1235,7 @@ async def test_assist_pipeline_hears_answers_and_speaks_with_mimo(stack: Stack) 
         async def spoken_seconds(url: str) -> float:
             async with stack.session.get(f"{stack.hass.url}{url}") as resp:
                 assert resp.status == 200, resp.status
-                audio = await resp.read()
-            pcm = subprocess.run(
-                [
-                    "ffmpeg",
-                    "-v",
-                    "error",
-                    "-i",
-                    "pipe:",
-                    "-f",
-                    "s16le",
-                    "-ac",
-                    "1",
-                    "-ar",
-                    "16000",
-                    "-",
-                ],
-                input=audio,
-                capture_output=True,
-                check=True,
-            ).stdout
-            return len(pcm) / 2 / RATE
+                return _seconds_of(await resp.read())
 
         known = await run("what did you hear")
         assert known["stt-end"]["stt_output"]["text"].lower() == "what did you hear"
@@ -1294,25 +1272,7 @@ async def test_assist_pipeline_hears_answers_and_speaks_with_mimo(stack: Stack) 
             return (state or {}).get("attributes", {}).get("played_file")
 
         played_file = Path(await wait_for(played, "the player to fetch the speech", timeout=30.0))
-        decoded = subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-i",
-                str(played_file),
-                "-f",
-                "s16le",
-                "-ac",
-                "1",
-                "-ar",
-                "16000",
-                "-",
-            ],
-            capture_output=True,
-            check=True,
-        ).stdout
-        player_seconds = len(decoded) / 2 / RATE
+        player_seconds = _seconds_of(played_file.read_bytes())
         assert abs(player_seconds - espeak(message).size / 24000) < 0.15, player_seconds
     REPORT.append(
         f"voice loop with MiMo stand-ins: 'what did you hear' -> {answer!r}, spoken "
@@ -1320,3 +1280,12 @@ async def test_assist_pipeline_hears_answers_and_speaks_with_mimo(stack: Stack) 
         f"server, answered and spoken; tts.speak gave the player a {played_file.suffix[1:]} of "
         f"{player_seconds:.1f} s"
     )
+
+
+def _seconds_of(audio: bytes) -> float:
+    """How long a media file plays, decoded by ffmpeg as a player would."""
+    import subprocess
+
+    command = ["ffmpeg", "-v", "error", "-i", "pipe:", "-f", "s16le", "-ac", "1", "-ar", "16000"]
+    pcm = subprocess.run([*command, "-"], input=audio, capture_output=True, check=True).stdout
+    return len(pcm) / 2 / RATE

@@ -26,9 +26,7 @@ from model_service.models.asr.base import (
     Transcript,
     resolve_language,
 )
-from model_service.models.batcher import QueueFullError
-from model_service.models.lm.remote import error_text
-from model_service.redaction import redact_text, redact_url
+from model_service.models.openai_server import OpenAIServer, ServerError, error_text
 
 _LOGGER = logging.getLogger(__name__)
 PREFIX = "openai:"
@@ -40,17 +38,9 @@ OPENAI_ASR_LANGUAGES: tuple[str, ...] = (
 )
 
 
-class TranscriptionError(RuntimeError):
-    """The transcription server failed or could not be reached (the message says which).
-
-    `status` is the HTTP status the service answers with: 502 for a failing server, 504
-    for one that did not answer in time.
-    """
-
-    def __init__(self, message: str, status: int = 502) -> None:
-        """Keep the status for the API's answer."""
-        super().__init__(message)
-        self.status = status
+class TranscriptionError(ServerError):
+    """The transcription server failed or could not be reached (the message says which);
+    `status` is 502, or 504 for a server that did not answer in time."""
 
 
 def openai_asr_url(spec: str | None) -> str | None:
@@ -80,78 +70,46 @@ class OpenAITranscriptionRecognizer:
         max_queue: int = 256,
     ) -> None:
         """Remember the server; `verify` asks it for its model before the service is ready."""
-        self.base_url = base_url.rstrip("/")
-        self.shown_url = redact_url(self.base_url)
+        self.server = OpenAIServer(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            max_queue=max_queue,
+        )
         self.model = model
-        self._api_key = api_key
-        self.timeout = timeout
-        self.max_queue = max_queue
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self._waiting = 0
-        self._session: aiohttp.ClientSession | None = None
         self.info = self._make_info()
 
     def _make_info(self) -> AsrInfo:
         return AsrInfo(
-            name=self.model or self.shown_url,
+            name=self.model or self.server.shown_url,
             backend="openai",
             languages=OPENAI_ASR_LANGUAGES,
             device="remote",
-            extra={"url": self.shown_url},
+            extra={"url": self.server.shown_url},
         )
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
 
     async def start(self) -> None:
         """Open the HTTP session."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        await self.server.session()
 
     async def stop(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        await self.server.close()
 
     async def verify(self) -> None:
         """Read the served model from `/models` (unless one was given) before `Ready`."""
-        await self.start()
-        assert self._session is not None
+        shown = self.server.shown_url
         try:
-            async with asyncio.timeout(self.timeout):
-                async with self._session.get(
-                    f"{self.base_url}/models", headers=self._headers()
-                ) as resp:
-                    if resp.status >= 400:
-                        raise TranscriptionError(f"it answered {resp.status} to /models")
-                    data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError, TranscriptionError) as err:
+            card = await self.server.served(self.model, "--asr-model")
+        except ServerError as err:
             await self.stop()
-            reason = redact_text(str(err), self.base_url) or "no answer"
             raise AsrLoadError(
-                f"the transcription server at {self.shown_url} cannot be used: {reason}"
+                f"the transcription server at {shown} cannot be used: {err}"
             ) from err
-        cards = data.get("data") if isinstance(data, dict) else None
-        names = [str(c.get("id")) for c in cards or () if isinstance(c, dict) and c.get("id")]
-        if self.model is None:
-            if not names:
-                await self.stop()
-                raise AsrLoadError(
-                    f"the transcription server at {self.shown_url} lists no model; set --asr-model"
-                )
-            self.model = names[0]
-        elif names and self.model not in names:
-            await self.stop()
-            raise AsrLoadError(
-                f"the transcription server at {self.shown_url} serves {', '.join(names)}, "
-                f"not {self.model}"
-            )
+        self.model = str(card["id"])
         self.info = self._make_info()
-        _LOGGER.info("Speech recognition by %s at %s", self.model, self.shown_url)
+        _LOGGER.info("Speech recognition by %s at %s", self.model, shown)
 
     async def transcribe(
         self,
@@ -165,35 +123,28 @@ class OpenAITranscriptionRecognizer:
         lang = resolve_language(language, self.info.languages, None)
         if samples.size == 0:
             return Transcript("", lang or "en")
-        if self._waiting >= self.max_queue:
-            raise QueueFullError("asr", 1.0)
-        await self.start()
-        assert self._session is not None
+        self.server.admit("asr")
         wav = await asyncio.to_thread(to_wav_bytes, samples, SAMPLE_RATE)
-        self._waiting += 1
+        self.server.waiting += 1
         try:
-            async with asyncio.timeout(self.timeout), self._slots:
-                data = await self._post(self._session, wav, lang)
+            async with asyncio.timeout(self.server.timeout), self.server.slots:
+                data = await self._post(wav, lang)
         except TimeoutError as err:
             raise TranscriptionError(
-                f"the transcription server at {self.shown_url} did not answer within "
-                f"{self.timeout:g} s",
+                f"the transcription server at {self.server.shown_url} did not answer within "
+                f"{self.server.timeout:g} s",
                 status=504,
             ) from err
         finally:
-            self._waiting -= 1
+            self.server.waiting -= 1
         text = data.get("text") if isinstance(data, dict) else None
         if not isinstance(text, str):
             raise TranscriptionError(
-                f"the transcription server at {self.shown_url} answered without a text"
+                f"the transcription server at {self.server.shown_url} answered without a text"
             )
-        answered = data.get("language")
-        if lang is None and isinstance(answered, str) and answered:
-            # verbose_json-style servers name the language they heard ("english" or "en").
-            lang = answered.lower()[:2] if len(answered) > 3 else answered.lower()
         return Transcript(text.strip(), lang or "en")
 
-    async def _post(self, session: aiohttp.ClientSession, wav: bytes, language: str | None) -> Any:
+    async def _post(self, wav: bytes, language: str | None) -> Any:
         form = aiohttp.FormData()
         form.add_field("file", wav, filename="speech.wav", content_type="audio/wav")
         if self.model:
@@ -202,9 +153,10 @@ class OpenAITranscriptionRecognizer:
             form.add_field("language", language)
         form.add_field("response_format", "json")
         form.add_field("temperature", "0")
-        url = f"{self.base_url}/audio/transcriptions"
+        session = await self.server.session()
+        url = f"{self.server.base_url}/audio/transcriptions"
         try:
-            async with session.post(url, data=form, headers=self._headers()) as resp:
+            async with session.post(url, data=form, headers=self.server.headers()) as resp:
                 if resp.status >= 400:
                     raise TranscriptionError(
                         f"the transcription server answered {resp.status}: {await error_text(resp)}"
@@ -216,7 +168,4 @@ class OpenAITranscriptionRecognizer:
                         "the transcription server sent a non-JSON answer"
                     ) from err
         except aiohttp.ClientError as err:
-            reason = redact_text(str(err), self.base_url)
-            raise TranscriptionError(
-                f"cannot reach the transcription server at {self.shown_url}: {reason}"
-            ) from err
+            raise TranscriptionError(str(self.server.unreachable(err))) from err

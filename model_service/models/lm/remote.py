@@ -14,7 +14,6 @@ import aiohttp
 import numpy as np
 
 from model_service.audio import to_wav_bytes
-from model_service.models.batcher import QueueFullError
 from model_service.models.lm.base import (
     SAMPLE_RATE,
     TASK_CAPTION,
@@ -31,7 +30,8 @@ from model_service.models.lm.families import (
     family_for_model_name,
     family_for_served_model,
 )
-from model_service.redaction import redact_text, redact_url
+from model_service.models.openai_server import OpenAIServer, error_text
+from model_service.redaction import redact_text
 
 if TYPE_CHECKING:
     pass
@@ -60,9 +60,18 @@ class OpenAIAudioLM(AudioLMBase):
         `generation` settings (`temperature`, `top_p`, ...) go into every request body; the
         server's defaults (vLLM: the model's generation config) apply otherwise.
         """
-        self.base_url = base_url.rstrip("/")
+        # The server batches (vLLM: continuous batching); here only the number of requests
+        # in flight is bounded, and the wait behind them, like the in-process batcher.
+        self.server = OpenAIServer(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            max_queue=max_queue,
+        )
+        self.base_url = self.server.base_url
         # How the server is named in answers, logs and /v1/info: never with its password.
-        self.shown_url = redact_url(self.base_url)
+        self.shown_url = self.server.shown_url
         self.generation = dict(generation or {})
         self.model = model
         if family is not None and family not in FAMILIES:
@@ -72,11 +81,6 @@ class OpenAIAudioLM(AudioLMBase):
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
         self.max_queue = max_queue
-        # The server batches (vLLM: continuous batching); here only the number of requests
-        # in flight is bounded, and the wait behind them, like the in-process batcher.
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self._waiting = 0
-        self._session: aiohttp.ClientSession | None = None
         self._model_lock = asyncio.Lock()
         self.family = self._family_override or family_for_model_name(model)
         self.info = self._make_info()
@@ -90,22 +94,13 @@ class OpenAIAudioLM(AudioLMBase):
             extra={"url": self.shown_url},
         )
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
-
     async def start(self) -> None:
         """Open the HTTP session."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        await self.server.session()
 
     async def stop(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.server.close()
 
     async def _model_name(self, session: aiohttp.ClientSession) -> str:
         """`--lm-model`, or the first model the server lists (vLLM serves one)."""
@@ -139,15 +134,14 @@ class OpenAIAudioLM(AudioLMBase):
         projector, a text-only model) would otherwise fail every request, first seen at
         the first question a user asks.
         """
-        await self.start()
-        assert self._session is not None
+        session = await self.server.session()
         try:
             async with asyncio.timeout(self.timeout):
-                await self._read_models(self._session)
+                await self._read_models(session)
                 wav = to_wav_bytes(np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE)
                 prompt = self.family.prompt(TASK_CAPTION)
                 body = self._body(prompt, base64.b64encode(wav).decode("ascii"), 1)
-                await self._request(self._session, "POST", "/chat/completions", body)
+                await self._request(session, "POST", "/chat/completions", body)
         except (LMError, TimeoutError) as err:
             await self.stop()
             reason = str(err) or f"no answer within {self.timeout:g} s"
@@ -168,7 +162,9 @@ class OpenAIAudioLM(AudioLMBase):
     ) -> Any:
         url = f"{self.base_url}{path}"
         try:
-            async with session.request(method, url, json=body, headers=self._headers()) as resp:
+            async with session.request(
+                method, url, json=body, headers=self.server.headers()
+            ) as resp:
                 if resp.status >= 400:
                     raise LMError(
                         f"the LM server answered {resp.status} to {path}: {await error_text(resp)}"
@@ -182,25 +178,22 @@ class OpenAIAudioLM(AudioLMBase):
             raise LMError(f"cannot reach the LM server at {self.shown_url}: {reason}") from err
 
     async def _generate(self, request: LMRequest) -> str:
-        if self._waiting >= self.max_queue:
-            raise QueueFullError("lm", 1.0)
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
-        self._waiting += 1
+        self.server.admit("lm")
+        session = await self.server.session()
+        self.server.waiting += 1
         try:
-            async with asyncio.timeout(self.timeout), self._slots:
-                name = await self._model_name(self._session)
+            async with asyncio.timeout(self.timeout), self.server.slots:
+                name = await self._model_name(session)
                 wav = base64.b64encode(to_wav_bytes(request.audio, SAMPLE_RATE)).decode("ascii")
                 prompt = self.family.prompt(request.task, request.text)
                 body = self._body(prompt, wav, self.max_new_tokens, name)
-                data = await self._request(self._session, "POST", "/chat/completions", body)
+                data = await self._request(session, "POST", "/chat/completions", body)
         except TimeoutError as err:
             raise LMTimeoutError(
                 f"the LM server at {self.shown_url} did not answer within {self.timeout:g} s"
             ) from err
         finally:
-            self._waiting -= 1
+            self.server.waiting -= 1
         return strip_thinking(strip_special_tokens(answer_text(data)))
 
     def _body(
@@ -245,22 +238,3 @@ _SPECIAL_TOKEN = re.compile(r"<\|[a-z_]{2,16}\|>")
 def strip_special_tokens(text: str) -> str:
     """Text without chat-template markers such as `<|eot|>`."""
     return _SPECIAL_TOKEN.sub("", text)
-
-
-async def error_text(resp: aiohttp.ClientResponse) -> str:
-    """The message of an error answer (OpenAI, vLLM and FastAPI shapes), kept short."""
-    text = await resp.text()
-    try:
-        import json
-
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()[:300] or resp.reason or "error"
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
-        for key in ("message", "detail", "error"):
-            if data.get(key):
-                return str(data[key])[:300]
-    return text.strip()[:300]
