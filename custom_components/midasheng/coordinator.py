@@ -387,7 +387,12 @@ class MidashengCoordinator:
     async def _async_check_info(self) -> bool:
         """Re-read /v1/info after a reconnect; reload the entry when the service changed."""
         info = await self.client.info()
-        if not info.compatible or _category_names(info) != _category_names(self.info):
+        # New categories or capabilities (a speech model loaded or gone) change the entities.
+        if (
+            not info.compatible
+            or _category_names(info) != _category_names(self.info)
+            or set(info.capabilities) != set(self.info.capabilities)
+        ):
             LOGGER.info("The service changed (version %s); reloading", info.version)
             self.hass.config_entries.async_schedule_reload(self.entry.entry_id)
             return False

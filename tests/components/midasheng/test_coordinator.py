@@ -24,6 +24,7 @@ from custom_components.midasheng.api import (
     Category,
     MidashengAuthError,
     MidashengConnectionError,
+    ModelInfo,
 )
 from custom_components.midasheng.const import CONF_SENSITIVITY, DOMAIN, EVENT_SOUND
 
@@ -380,6 +381,24 @@ async def test_service_changed_reloads(
     state = hass.states.get("binary_sensor.kitchen_tuba")
     assert state.state == STATE_OFF
     assert state.name == "Kitchen Tuba"
+
+    # The service comes back with a model that speaks: the entry reloads and gains the
+    # text-to-speech entity.
+    assert hass.states.get("tts.midasheng_audio_text_to_speech") is None
+    speaking = mock_client.info.return_value
+    mock_client.info.return_value = replace(
+        speaking,
+        capabilities=(*speaking.capabilities, "speak"),
+        tts=ModelInfo(
+            name="MiMo-Audio-7B-Instruct", backend="openai", details={"languages": ["en"]}
+        ),
+    )
+    await fake_service.drop()
+    await hass.async_block_till_done()
+    await fake_service.wait_subscriptions(4)  # the reloaded entry's
+    await fake_service.send(*handshake())
+    await hass.async_block_till_done()
+    assert hass.states.get("tts.midasheng_audio_text_to_speech") is not None
 
 
 async def test_service_error_message_logged(
