@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import struct
 from typing import Any
@@ -145,21 +146,22 @@ async def speak(request: web.Request) -> web.StreamResponse:
         speech, stream = await _speech_request(request, body)
     except _BadRequestError as err:
         return json_error(400, str(err))
-    pieces = service.tts.speak(speech)
     response: web.StreamResponse | None = None
     chunks: list[bytes] = []
     rate = 0
     try:
-        async for rate, pcm in pieces:
-            if not stream:
-                chunks.append(pcm)
-                continue
-            if response is None:
-                response = web.StreamResponse(headers={"Content-Type": "audio/wav"})
-                response.enable_chunked_encoding()
-                await response.prepare(request)
-                await response.write(wav_header(rate))
-            await response.write(pcm)
+        # Closed at once when the client goes away: the request to the model ends with it.
+        async with contextlib.aclosing(service.tts.speak(speech)) as pieces:
+            async for rate, pcm in pieces:
+                if not stream:
+                    chunks.append(pcm)
+                    continue
+                if response is None:
+                    response = web.StreamResponse(headers={"Content-Type": "audio/wav"})
+                    response.enable_chunked_encoding()
+                    await response.prepare(request)
+                    await response.write(wav_header(rate))
+                await response.write(pcm)
     except (SpeechError, QueueFullError) as err:
         if response is not None:
             # The status has gone out: the client sees the stream end early.

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import io
 import json
@@ -102,7 +102,7 @@ class SpeechSynthesizer(Protocol):
     async def stop(self) -> None:
         """Close them."""
 
-    def speak(self, request: SpeechRequest) -> AsyncIterator[tuple[int, bytes]]:
+    def speak(self, request: SpeechRequest) -> AsyncGenerator[tuple[int, bytes], None]:
         """(sample rate, 16-bit mono PCM) pieces of the speech as they are made."""
         ...
 
@@ -300,7 +300,7 @@ class OpenAISpeechSynthesizer:
         self.info = self._make_info()
         _LOGGER.info("Speech synthesis by %s at %s", self.model, shown)
 
-    async def speak(self, request: SpeechRequest) -> AsyncIterator[tuple[int, bytes]]:
+    async def speak(self, request: SpeechRequest) -> AsyncGenerator[tuple[int, bytes], None]:
         """(sample rate, 16-bit mono PCM) pieces of the speech, as the server makes them.
 
         The wait for each piece is bounded by the timeout (aiohttp's read timeout, so the

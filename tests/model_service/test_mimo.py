@@ -410,3 +410,24 @@ def test_cli_stops_when_a_named_server_is_not_there(
     with caplog.at_level(logging.INFO):
         assert run([*base, "--asr", "none", "--tts", f"openai:{unreachable_url}"]) == 3
     assert "speech server at" in caplog.text and "Ready" not in caplog.text
+
+
+@needs_espeak
+async def test_a_client_that_leaves_ends_the_request_to_the_model(speak_client) -> None:
+    """A listener that hangs up mid-speech frees its place: the request to the model ends
+    then, not when the model finishes."""
+    from model_service.api.common import SERVICE_KEY
+
+    client, fake = await speak_client(piece_seconds=0.3)
+    fake.gate = asyncio.Event()  # the model holds back everything after the first piece
+    tts = client.server.app[SERVICE_KEY].tts
+    resp = await client.post("/v1/speak", json={"text": "A long story", "stream": True})
+    assert (await resp.content.readexactly(44))[:4] == b"RIFF"
+    assert fake.held and tts.server.waiting == 1
+    resp.close()
+    for _ in range(100):
+        if tts.server.waiting == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert tts.server.waiting == 0
+    fake.gate.set()
