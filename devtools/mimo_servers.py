@@ -14,10 +14,13 @@ The speech is espeak-ng saying the text of the TTS prompt, cut in pieces of `pie
 the first after `first_delay` seconds and the others `piece_delay` apart, so that the time to
 the first audio byte can be measured against a known delay.
 
-`TranscriptionShaped` is an OpenAI-compatible `/v1/audio/transcriptions` (vLLM's
-speech_to_text router, as MiMo ASR and Whisper servers answer it): a multipart form with
-`file`, `model`, `language`, `response_format`; `{"text", "usage"}` back. Its text comes
-from pocketsphinx's open-vocabulary decode, a real if weak recogniser.
+`TranscriptionShaped` is an OpenAI-compatible speech recogniser in both shapes such servers
+take: `/v1/audio/transcriptions` (vLLM's speech_to_text router, as Whisper servers answer it:
+a multipart form with `file`, `model`, `language`, `response_format`; `{"text", "usage"}`
+back) and `/v1/chat/completions` as Xiaomi's MiMo platform serves `mimo-v2.5-asr` (one
+`input_audio` part holding a WAV data URL, `asr_options.language`; the text as the message's
+content). `list_models=False` makes `/v1/models` answer 404, as a server without that route
+does. Its text comes from pocketsphinx's open-vocabulary decode, a real if weak recogniser.
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ import soundfile as sf
 
 MIMO_ROOT = "XiaomiMiMo/MiMo-Audio-7B-Instruct"
 MIMO_SERVED = "MiMo-Audio-7B-Instruct"
-ASR_ROOT = "XiaomiMiMo/MiMo-V2.5-ASR"
 OUTPUT_RATE = 24000
 _TTS_PROMPT = re.compile(r"^(?:Please convert this text to speech|请将这段文字转换为语音): ")
 
@@ -251,22 +253,54 @@ class TranscriptionShaped:
     def __init__(
         self,
         *,
-        served: str = "mimo-asr",
-        root: str = ASR_ROOT,
+        served: str = "whisper-large-v3-turbo",
+        root: str = "openai/whisper-large-v3-turbo",
         recognise: Callable[[np.ndarray], str] = pocketsphinx_open,
         delay: float = 0.0,
+        list_models: bool = True,
     ) -> None:
         """A server answering what `recognise` hears in 16 kHz audio."""
         self.served, self.root = served, root
         self.recognise = recognise
         self.delay = delay
+        self.list_models = list_models
         self.forms: list[dict[str, Any]] = []
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_get("/v1/models", self.models)
         self.app.router.add_post("/v1/audio/transcriptions", self.transcriptions)
+        self.app.router.add_post("/v1/chat/completions", self.chat)
+
+    async def chat(self, request: web.Request) -> web.Response:
+        """MiMo ASR as Xiaomi's platform serves it: chat completions with `input_audio`."""
+        try:
+            body = await request.json()
+            (message,) = body["messages"]
+            (part,) = message["content"]
+            url = part["input_audio"]["data"]
+            if part["type"] != "input_audio" or not url.startswith("data:audio/wav;base64,"):
+                raise ValueError(part.get("type"))
+        except (ValueError, KeyError, TypeError) as err:
+            return _error(400, f"expected one user message with one input_audio part: {err}")
+        if body.get("model") != self.served:
+            return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
+        samples, rate = sf.read(
+            io.BytesIO(base64.b64decode(url.split(",", 1)[1])), dtype="float32", always_2d=True
+        )
+        language = (body.get("asr_options") or {}).get("language")
+        self.forms.append(
+            {"model": body["model"], "language": language, "rate": rate, "chat": True}
+        )
+        await asyncio.sleep(self.delay)
+        text = await asyncio.to_thread(self.recognise, samples.mean(axis=1))
+        answer = {"role": "assistant", "content": text}
+        return web.json_response(
+            {"choices": [{"index": 0, "message": answer, "finish_reason": "stop"}]}
+        )
 
     async def models(self, request: web.Request) -> web.Response:
-        """vLLM's model list."""
+        """vLLM's model list (404 when the server lists none)."""
+        if not self.list_models:
+            return _error(404, "Not Found", "NotFoundError")
         card = {"id": self.served, "object": "model", "owned_by": "vllm", "root": self.root}
         return web.json_response({"object": "list", "data": [card]})
 
@@ -344,7 +378,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "omni":
         app = OmniShaped(first_delay=args.first_delay, piece_delay=args.piece_delay).app
     else:
-        app = TranscriptionShaped(delay=args.first_delay).app
+        # MiMo-V2.5-ASR in the shape Xiaomi's platform serves it (chat completions).
+        app = TranscriptionShaped(
+            served="mimo-v2.5-asr", root="XiaomiMiMo/MiMo-V2.5-ASR", delay=args.first_delay
+        ).app
     web.run_app(app, host="127.0.0.1", port=args.port, print=None)
 
 

@@ -94,13 +94,16 @@ class OpenAIServer:
         return ServerError(f"cannot reach the server at {self.shown_url}: {reason}")
 
     async def models(self) -> list[dict[str, Any]]:
-        """The model cards `GET /models` lists (ServerError when it cannot be read)."""
+        """The model cards `GET /models` lists; none from a server without that route (404);
+        ServerError when it cannot be read."""
         session = await self.session()
         try:
             async with (
                 asyncio.timeout(self.timeout),
                 session.get(f"{self.base_url}/models", headers=self.headers()) as resp,
             ):
+                if resp.status == 404:
+                    return []
                 if resp.status >= 400:
                     raise ServerError(
                         f"it answered {resp.status} to /models: {await error_text(resp)}"
@@ -125,5 +128,7 @@ class OpenAIServer:
         if card is not None:
             return card
         if not cards:
+            if model is not None:
+                return {"id": model}  # it does not list its models: take the name given
             raise ServerError(f"it lists no model; set {option}")
         raise ServerError(f"it serves {', '.join(str(c['id']) for c in cards)}, not {model}")

@@ -344,18 +344,21 @@ async def test_openai_transcription(aiohttp_server) -> None:
         assert (result.text, result.language) == ("unlock the front door", "en")
         assert heard == [24000]
         (form,) = fake.forms
-        assert form["model"] == "mimo-asr" and form["language"] == "en"
+        assert form["model"] == "whisper-large-v3-turbo" and form["language"] == "en"
         assert form["response_format"] == "json" and form["rate"] == 16000
-        assert asr.info.as_dict()["name"] == "mimo-asr"
+        assert asr.info.as_dict()["name"] == "whisper-large-v3-turbo"
+        assert asr.info.as_dict()["endpoint"] == "audio/transcriptions"
     finally:
         await asr.stop()
 
     wrong = OpenAITranscriptionRecognizer(url, model="whisper-large-v3")
-    with pytest.raises(AsrLoadError, match="serves mimo-asr, not whisper-large-v3"):
+    with pytest.raises(AsrLoadError, match="serves whisper-large-v3-turbo, not whisper-large-v3"):
         await wrong.verify()
     failing = TranscriptionShaped(recognise=lambda s: 1 / 0)  # type: ignore[arg-type,return-value]
     failing_server = await aiohttp_server(failing.app)
-    broken = OpenAITranscriptionRecognizer(str(failing_server.make_url("/v1")), model="mimo-asr")
+    broken = OpenAITranscriptionRecognizer(
+        str(failing_server.make_url("/v1")), model="whisper-large-v3-turbo"
+    )
     try:
         with pytest.raises(TranscriptionError, match="answered 500") as err:
             await broken.transcribe(noise(0.5))
@@ -364,6 +367,32 @@ async def test_openai_transcription(aiohttp_server) -> None:
         await broken.stop()
     with pytest.raises(AsrLoadError, match="needs an http"):
         load_asr("openai:gpu-box:8000")
+
+
+async def test_mimo_asr_through_chat_completions(aiohttp_server) -> None:
+    """MiMo-V2.5-ASR as Xiaomi's platform serves it: chat completions with the WAV as an
+    `input_audio` data URL and the language in `asr_options`; a server that does not list its
+    models is used with the model named."""
+    fake = TranscriptionShaped(
+        served="mimo-v2.5-asr", list_models=False, recognise=lambda samples: " 打开前门 "
+    )
+    server = await aiohttp_server(fake.app)
+    url = str(server.make_url("/v1"))
+    asr = load_asr(f"openai:{url}", model="mimo-v2.5-asr")
+    assert isinstance(asr, OpenAITranscriptionRecognizer)
+    try:
+        await asr.verify()
+        assert asr.info.as_dict()["endpoint"] == "chat/completions"
+        result = await asr.transcribe(noise(1.0), language="zh-CN")
+        assert (result.text, result.language) == ("打开前门", "zh")
+        assert fake.forms == [
+            {"model": "mimo-v2.5-asr", "language": "zh", "rate": 16000, "chat": True}
+        ]
+    finally:
+        await asr.stop()
+    unnamed = OpenAITranscriptionRecognizer(url)
+    with pytest.raises(AsrLoadError, match="lists no model; set --asr-model"):
+        await unnamed.verify()
 
 
 @needs_espeak

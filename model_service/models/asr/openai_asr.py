@@ -1,16 +1,23 @@
-"""`OpenAITranscriptionRecognizer`: speech sent to an OpenAI-compatible transcription server
-(`POST {base}/audio/transcriptions`), as vLLM serves Whisper and speech recognisers such as
-Xiaomi's MiMo ASR, and as OpenAI's own API does.
+"""`OpenAITranscriptionRecognizer`: speech sent to an OpenAI-compatible server, in one of the
+two shapes such servers take:
 
-The request is the multipart form of OpenAI's API and vLLM's `TranscriptionRequest`: the
-audio as `file` (16-bit WAV here), `model`, `language` (ISO 639-1), `response_format=json`
-and `temperature=0`. The answer is `{"text": ...}`; errors come as
-`{"error": {"message": ...}}` (OpenAI, vLLM) or `{"detail": ...}` (FastAPI).
+- `POST {base}/audio/transcriptions`, as OpenAI's API and vLLM (Whisper and other speech
+  models) serve it: the multipart form of vLLM's `TranscriptionRequest`, the audio as `file`
+  (16-bit WAV here), `model`, `language` (ISO 639-1), `response_format=json`,
+  `temperature=0`; the answer `{"text": ...}`;
+- `POST {base}/chat/completions`, as Xiaomi's MiMo platform serves MiMo-V2.5-ASR
+  (`mimo-v2.5-asr`): a user message whose content is one `input_audio` part with the WAV as
+  a data URL, `asr_options: {"language": ...}`; the text in `choices[0].message.content` (a
+  string, or a list of text parts). Models named MiMo ASR are asked this way.
+
+Errors come as `{"error": {"message": ...}}` (OpenAI, vLLM) or `{"detail": ...}` (FastAPI).
+A server that does not list its models (`/models` 404) is used with the `--asr-model` given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Sequence
 import logging
 from typing import Any
@@ -30,6 +37,8 @@ from model_service.models.openai_server import OpenAIServer, ServerError, error_
 
 _LOGGER = logging.getLogger(__name__)
 PREFIX = "openai:"
+# A transcript of the longest clip transcribed (30 s) fits in far fewer tokens.
+MAX_TRANSCRIPT_TOKENS = 1024
 # What Whisper-family servers and MiMo ASR transcribe; the server decides in the end and
 # answers an error for a language it does not know, which reaches the caller as such.
 OPENAI_ASR_LANGUAGES: tuple[str, ...] = (
@@ -80,13 +89,22 @@ class OpenAITranscriptionRecognizer:
         self.model = model
         self.info = self._make_info()
 
+    @property
+    def chat_shape(self) -> bool:
+        """Whether the served model is MiMo ASR, asked through chat completions."""
+        name = (self.model or "").lower()
+        return "mimo" in name and "asr" in name
+
     def _make_info(self) -> AsrInfo:
         return AsrInfo(
             name=self.model or self.server.shown_url,
             backend="openai",
             languages=OPENAI_ASR_LANGUAGES,
             device="remote",
-            extra={"url": self.server.shown_url},
+            extra={
+                "url": self.server.shown_url,
+                "endpoint": "chat/completions" if self.chat_shape else "audio/transcriptions",
+            },
         )
 
     async def start(self) -> None:
@@ -128,7 +146,10 @@ class OpenAITranscriptionRecognizer:
         self.server.waiting += 1
         try:
             async with asyncio.timeout(self.server.timeout), self.server.slots:
-                data = await self._post(wav, lang)
+                if self.chat_shape:
+                    text = chat_text(await self._post_chat(wav, lang))
+                else:
+                    text = transcription_text(await self._post(wav, lang))
         except TimeoutError as err:
             raise TranscriptionError(
                 f"the transcription server at {self.server.shown_url} did not answer within "
@@ -137,12 +158,23 @@ class OpenAITranscriptionRecognizer:
             ) from err
         finally:
             self.server.waiting -= 1
-        text = data.get("text") if isinstance(data, dict) else None
-        if not isinstance(text, str):
-            raise TranscriptionError(
-                f"the transcription server at {self.server.shown_url} answered without a text"
-            )
         return Transcript(text.strip(), lang or "en")
+
+    async def _post_chat(self, wav: bytes, language: str | None) -> Any:
+        data_url = "data:audio/wav;base64," + base64.b64encode(wav).decode("ascii")
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "input_audio", "input_audio": {"data": data_url}}],
+                }
+            ],
+            "max_tokens": MAX_TRANSCRIPT_TOKENS,
+        }
+        if language:
+            body["asr_options"] = {"language": language}
+        return await self._answer("chat/completions", json=body)
 
     async def _post(self, wav: bytes, language: str | None) -> Any:
         form = aiohttp.FormData()
@@ -153,10 +185,13 @@ class OpenAITranscriptionRecognizer:
             form.add_field("language", language)
         form.add_field("response_format", "json")
         form.add_field("temperature", "0")
+        return await self._answer("audio/transcriptions", data=form)
+
+    async def _answer(self, path: str, **body: Any) -> Any:
         session = await self.server.session()
-        url = f"{self.server.base_url}/audio/transcriptions"
+        url = f"{self.server.base_url}/{path}"
         try:
-            async with session.post(url, data=form, headers=self.server.headers()) as resp:
+            async with session.post(url, headers=self.server.headers(), **body) as resp:
                 if resp.status >= 400:
                     raise TranscriptionError(
                         f"the transcription server answered {resp.status}: {await error_text(resp)}"
@@ -169,3 +204,31 @@ class OpenAITranscriptionRecognizer:
                     ) from err
         except aiohttp.ClientError as err:
             raise TranscriptionError(str(self.server.unreachable(err))) from err
+
+
+def transcription_text(data: Any) -> str:
+    """The text of an `/audio/transcriptions` answer."""
+    text = data.get("text") if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        raise TranscriptionError("the transcription server answered without a text")
+    return text
+
+
+def chat_text(data: Any) -> str:
+    """The text of a chat-completions answer: a string, or a list of text parts."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    message = (
+        choices[0].get("message")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict)
+        else None
+    )
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text") or "") if isinstance(part, dict) else "" for part in content
+        )
+    if content is None and isinstance(message, dict):
+        return ""  # nothing was said
+    raise TranscriptionError("the transcription server answered without a message")
