@@ -164,9 +164,12 @@ async def speak(request: web.Request) -> web.StreamResponse:
                 await response.write(pcm)
     except (SpeechError, QueueFullError) as err:
         if response is not None:
-            # The status has gone out: the client sees the stream end early.
+            # The status has gone out: cut the connection, so that the client sees the speech
+            # end early rather than complete (a final chunk would say it was all).
             _LOGGER.warning("Speech stopped part way: %s", err)
-            raise ConnectionResetError(str(err)) from err
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         if isinstance(err, QueueFullError):
             raise
         return json_error(err.status, str(err))

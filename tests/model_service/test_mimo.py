@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from devtools.mimo_servers import OmniShaped, TranscriptionShaped
+from devtools.mimo_servers import OmniShaped, TranscriptionShaped, wav_b64
 from devtools.stt_sentences import PHRASES, speak
 from model_service.__main__ import run
 from model_service.api.app import create_app
@@ -460,3 +460,32 @@ async def test_a_client_that_leaves_ends_the_request_to_the_model(speak_client) 
         await asyncio.sleep(0.02)
     assert tts.server.waiting == 0
     fake.gate.set()
+
+
+@needs_espeak
+async def test_speech_that_fails_part_way_ends_the_stream_early(speak_client) -> None:
+    """A model that fails after the first piece: a streamed answer breaks off (the status
+    has gone out), and a whole one is a 502 with the server's reason."""
+    import aiohttp
+
+    client, fake = await speak_client(piece_seconds=0.3)
+    original = fake._stream
+
+    async def failing(request, request_id, modalities, speech):  # type: ignore[no-untyped-def]
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        piece = json.dumps(
+            {"modality": "audio", "choices": [{"delta": {"content": wav_b64(speech[:7200])}}]}
+        )
+        await response.write(f"data: {piece}\n\n".encode())
+        await response.write(b'data: {"error": {"message": "decoder crashed", "code": 500}}\n\n')
+        return response
+
+    fake._stream = failing  # type: ignore[method-assign]
+    resp = await client.post("/v1/speak", json={"text": "Hello there", "stream": True})
+    assert resp.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+    resp = await client.post("/v1/speak", json={"text": "Hello there"})
+    assert resp.status == 502 and "decoder crashed" in (await resp.json())["error"]
+    fake._stream = original  # type: ignore[method-assign]
