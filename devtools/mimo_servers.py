@@ -33,7 +33,6 @@ import contextlib
 import io
 import json
 import re
-import subprocess
 import threading
 import time
 from typing import Any
@@ -44,6 +43,8 @@ import numpy as np
 from scipy.signal import resample_poly
 import soundfile as sf
 
+from devtools.stt_sentences import speak
+
 MIMO_ROOT = "XiaomiMiMo/MiMo-Audio-7B-Instruct"
 MIMO_SERVED = "MiMo-Audio-7B-Instruct"
 OUTPUT_RATE = 24000
@@ -51,16 +52,8 @@ _TTS_PROMPT = re.compile(r"^(?:Please convert this text to speech|请将这段�
 
 
 def espeak(text: str, voice: str = "en-us") -> np.ndarray:
-    """espeak-ng speech resampled to float32 mono 24 kHz (MiMo-Audio's output rate)."""
-    # The text goes in on stdin: as an argument, "-x" would be read as an option.
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout"],
-        input=text.encode("utf-8", "replace"),
-        capture_output=True,
-        check=True,
-    ).stdout
-    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    return resample_poly(audio, OUTPUT_RATE // 150, rate // 150).astype(np.float32)
+    """espeak-ng speech as float32 mono 24 kHz (MiMo-Audio's output rate)."""
+    return speak(text, voice, OUTPUT_RATE)
 
 
 def wav_b64(samples: np.ndarray, rate: int = OUTPUT_RATE) -> str:

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 import io
+import math
 import subprocess
 
 import numpy as np
@@ -23,6 +24,7 @@ import soundfile as sf
 from model_service.models.asr import SpeechRecognizer
 
 VOICES = ("en-us", "en-gb", "en-us+m3")
+ESPEAK_RATE = 22050
 PLACES = ("kitchen", "hall", "living room", "garage", "bedroom")
 SOUNDS = ("smoke alarm", "carbon monoxide alarm", "dog", "baby", "glass breaking", "doorbell")
 DEVICES = ("kitchen light", "bedroom lamp", "living room lights", "porch light", "coffee maker")
@@ -155,15 +157,23 @@ OUT_OF_GRAMMAR = (
 )
 
 
-def speak(text: str, voice: str = "en-us") -> np.ndarray:
-    """espeak-ng speech (22050 Hz) resampled to float32 mono 16 kHz."""
+def speak(text: str, voice: str = "en-us", rate: int = 16000) -> np.ndarray:
+    """espeak-ng speech (22050 Hz) resampled to float32 mono at `rate` (16 kHz by default).
+
+    The text goes in on stdin: as an argument, a text starting with "-" would be read as an
+    option. The audio is the same either way.
+    """
     wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
+        ["espeak-ng", "-v", voice, "--stdout"],
+        input=text.encode("utf-8", "replace"),
+        capture_output=True,
+        check=True,
     ).stdout
-    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    if rate != 22050:
-        raise ValueError(f"espeak-ng spoke at {rate} Hz, not 22050")
-    return resample_poly(audio, 320, 441).astype(np.float32)  # 22050 * 320 / 441 = 16000
+    audio, spoken = sf.read(io.BytesIO(wav), dtype="float32")
+    if spoken != ESPEAK_RATE:
+        raise ValueError(f"espeak-ng spoke at {spoken} Hz, not {ESPEAK_RATE}")
+    common = math.gcd(rate, ESPEAK_RATE)
+    return resample_poly(audio, rate // common, ESPEAK_RATE // common).astype(np.float32)
 
 
 @dataclass

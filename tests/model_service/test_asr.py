@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-import io
 import os
 from pathlib import Path
 import shutil
-import subprocess
 from typing import Any
 
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
-import soundfile as sf
 
+from devtools.stt_sentences import speak
 from devtools.tiny_models import build_tiny_whisper
 from model_service.models.asr import (
     AsrLoadError,
@@ -62,16 +59,6 @@ SPOKEN = [
     ("lock the front door", "Lock the front door"),
 ]
 VOICES = ("en-us", "en-us+m3", "en-gb")
-
-
-def speak(text: str, voice: str = "en-us") -> np.ndarray:
-    """espeak-ng speech (22050 Hz) resampled to float32 16 kHz."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
-    ).stdout
-    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    assert rate == 22050
-    return resample_poly(audio, 320, 441).astype(np.float32)  # 22050 * 320 / 441 = 16000
 
 
 def word_errors(reference: str, hypothesis: str) -> int:
