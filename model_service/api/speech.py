@@ -13,6 +13,7 @@ from aiohttp import web
 
 from model_service import audio
 from model_service.api.common import SERVICE_KEY, STORE_KEY, json_body, json_error
+from model_service.arrays import Samples
 from model_service.models.batcher import QueueFullError
 from model_service.models.tts import (
     MAX_INSTRUCTION_CHARS,
@@ -26,6 +27,9 @@ from model_service.models.tts import (
 
 _LOGGER = logging.getLogger(__name__)
 STREAMED_SIZE = 0xFFFFFFFF  # a WAV header's sizes while the length is not known yet
+FIELDS = frozenset(
+    {"text", "language", "voice", "instruction", "reference", "reference_event", "stream"}
+)
 
 
 class _BadRequestError(ValueError):
@@ -52,8 +56,7 @@ async def _speech_request(request: web.Request, body: Any) -> tuple[SpeechReques
     assert tts is not None
     if not isinstance(body, dict):
         raise _BadRequestError("the body must be a JSON object with a 'text'")
-    unknown = set(body) - {"text", "language", "voice", "instruction", "reference", "stream"}
-    unknown.discard("reference_event")
+    unknown = set(body) - FIELDS
     if unknown:
         raise _BadRequestError(f"unknown fields: {', '.join(sorted(unknown))}")
     text = body.get("text")
@@ -95,7 +98,7 @@ async def _speech_request(request: web.Request, body: Any) -> tuple[SpeechReques
     )
 
 
-async def _reference(request: web.Request, body: dict[str, Any]) -> Any:
+async def _reference(request: web.Request, body: dict[str, Any]) -> Samples | None:
     """The reference voice: base64 audio in `reference`, or an event's clip (`reference_event`)."""
     service = request.app[SERVICE_KEY]
     data: bytes | None = None
